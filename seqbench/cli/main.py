@@ -1,0 +1,47 @@
+"""Entry point of the ``seqbench`` command."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+import seqbench
+from seqbench.cli import data
+from seqbench.cli.common import out, setup_logging
+
+app = typer.Typer(
+    name="seqbench",
+    help="Benchmark and dissect sequential recommenders: suites, ablations, seeds, honest stats.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(data.app, name="data")
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"seqbench {seqbench.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens.")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show full tracebacks for seqbench errors.")
+    ] = False,
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = None,
+) -> None:
+    """seqbench command line."""
+    if debug:
+        os.environ["SEQBENCH_DEBUG"] = "1"
+    setup_logging(verbose)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,137 @@
+"""Downloads of registry datasets through pooch, checked against a checksum every time.
+
+Where the provider publishes a checksum it is used. Where none is published, the first download
+is trusted: its sha256 is recorded in ``<cache>/downloads/trusted-sha256.json`` with a warning,
+and every later download (a re-download, a mirror) must match it. ``--mirror URL`` or
+``$SEQBENCH_MIRROR`` fetch ``URL/<file name>`` instead of the official address (clusters with an
+internal mirror; the tests' local server); checksums apply unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+import zipfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+from filelock import FileLock
+
+from seqbench.data.cache import file_sha256, read_json, write_json_atomic
+from seqbench.data.registry import DatasetEntry, RemoteFile
+from seqbench.errors import DownloadError
+from seqbench.progress import BarFactory
+
+log = logging.getLogger(__name__)
+
+ENV_MIRROR = "SEQBENCH_MIRROR"
+
+
+def fetch(
+    entry: DatasetEntry,
+    root: Path,
+    *,
+    mirror: str | None = None,
+    bars: BarFactory | None = None,
+) -> Path:
+    """The local file to read for ``entry``: downloaded once, verified, extracted if archived."""
+    import pooch  # lazy: pulls in requests
+
+    remote = _remote(entry)
+    folder = root / "downloads" / entry.name
+    mirror = mirror or os.environ.get(ENV_MIRROR)
+    url = f"{mirror.rstrip('/')}/{remote.filename}" if mirror else remote.url
+    trust_file = root / "downloads" / "trusted-sha256.json"
+    trusted = read_json(trust_file).get(entry.name, {}).get("sha256")
+    known_hash = remote.known_hash or (f"sha256:{trusted}" if trusted else None)
+
+    pooch.get_logger().setLevel(logging.WARNING)  # seqbench reports downloads itself
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder / ".download.lock")):
+        try:
+            path = Path(
+                pooch.retrieve(
+                    url,
+                    known_hash=known_hash,
+                    fname=remote.filename,
+                    path=folder,
+                    progressbar=bars(f"downloading {remote.filename}") if bars else False,
+                )
+            )
+        except ValueError as exc:
+            raise DownloadError(_mismatch_message(entry, remote, url, known_hash, exc)) from None
+        except OSError as exc:  # requests' errors are OSErrors too
+            raise DownloadError(
+                f"dataset {entry.name!r}: could not download {url} ({exc}). Without network, "
+                f"download it elsewhere and pass --path FILE --format {entry.format}, or point "
+                f"--mirror / ${ENV_MIRROR} at a copy"
+            ) from None
+        if known_hash is None:
+            _trust_first_download(entry, url, path, trust_file)
+        return _extract(path, remote.member, folder) if remote.member else path
+
+
+def _remote(entry: DatasetEntry) -> RemoteFile:
+    if entry.remote is None:
+        raise DownloadError(f"dataset {entry.name!r} has nothing to download")
+    return entry.remote
+
+
+def _mismatch_message(
+    entry: DatasetEntry, remote: RemoteFile, url: str, known: str | None, exc: Exception
+) -> str:
+    if remote.known_hash:
+        origin = f"the checksum published at {remote.hash_source}"
+    else:
+        origin = "the sha256 recorded at its first download (no checksum is published)"
+    return (
+        f"dataset {entry.name!r}: the file downloaded from {url} does not match {origin}: "
+        f"{exc} The file was not used. If a mirror served it, check the mirror; if the provider "
+        "changed the file, results would no longer be comparable: remove the entry from "
+        "downloads/trusted-sha256.json in the cache only if you accept that"
+    )
+
+
+def _trust_first_download(entry: DatasetEntry, url: str, path: Path, trust_file: Path) -> None:
+    digest = file_sha256(path)
+    with FileLock(str(trust_file) + ".lock"):
+        records = read_json(trust_file)
+        records[entry.name] = {
+            "sha256": digest,
+            "url": url,
+            "file": path.name,
+            "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        write_json_atomic(trust_file, records)
+    log.warning(
+        "dataset %r: no checksum is published for %s; trusting this first download and "
+        "recording its sha256 %s in %s; later downloads must match it",
+        entry.name,
+        url,
+        digest,
+        trust_file,
+    )
+
+
+def _extract(archive: Path, member: str, folder: Path) -> Path:
+    """Extract one member (named by the registry, never by the archive) unless already there."""
+    target = folder / "extracted" / member
+    if target.is_file() and target.stat().st_mtime_ns >= archive.stat().st_mtime_ns:
+        return target
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            try:
+                data = zf.read(member)
+            except KeyError:
+                names = ", ".join(zf.namelist()[:10])
+                raise DownloadError(
+                    f"{archive}: the archive has no member {member!r} (it has: {names} …)"
+                ) from None
+    except zipfile.BadZipFile as exc:
+        raise DownloadError(f"{archive}: not a readable zip archive ({exc})") from None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}")
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
+    return target

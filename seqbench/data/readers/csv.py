@@ -1,0 +1,106 @@
+"""``csv``: a delimited file with a header row; user, item and time columns are named by options.
+
+Timestamps may be numbers (any unit; only their order matters) or ISO-8601 date-times, which are
+converted to POSIX seconds (naive ones read as UTC).
+"""
+
+from __future__ import annotations
+
+import csv
+from datetime import datetime, timezone
+from pathlib import Path
+
+from seqbench.data.raw import InteractionAccumulator, RawInteractions
+from seqbench.data.readers.base import (
+    ProgressFn,
+    Reader,
+    ReaderOptions,
+    iter_lines,
+    parse_number,
+    register_reader,
+)
+from seqbench.errors import DataFormatError
+
+
+class CsvOptions(ReaderOptions):
+    sep: str = ","
+    user_col: str = "user_id"
+    item_col: str = "item_id"
+    time_col: str = "timestamp"
+    rating_col: str | None = None
+
+
+@register_reader
+class CsvReader(Reader):
+    name = "csv"
+    summary = "delimited file with a header; columns named by options user_col, item_col, time_col"
+    Options = CsvOptions
+
+    def read(
+        self, path: Path, options: CsvOptions, progress: ProgressFn | None = None
+    ) -> RawInteractions:
+        numbered = iter_lines(path, options.encoding, progress)
+        lineno = 0
+
+        def lines():
+            nonlocal lineno
+            for lineno, line in numbered:  # noqa: B007 - read by the error messages below
+                yield line
+
+        rows = csv.reader(lines(), delimiter=options.sep)
+        header = next(rows, None)
+        if header is None:
+            raise DataFormatError(path, 1, "the file is empty", "a header row")
+        wanted = {
+            "user_col": options.user_col,
+            "item_col": options.item_col,
+            "time_col": options.time_col,
+        }
+        if options.rating_col is not None:
+            wanted["rating_col"] = options.rating_col
+        for option, column in wanted.items():
+            if column not in header:
+                raise DataFormatError(
+                    path,
+                    1,
+                    f"no column {column!r} in the header (columns: {', '.join(header)})",
+                    f"a column named {column!r} (or set the reader option {option})",
+                )
+        u, i, t = (
+            header.index(options.user_col),
+            header.index(options.item_col),
+            header.index(options.time_col),
+        )
+        r = header.index(options.rating_col) if options.rating_col is not None else None
+        acc = InteractionAccumulator(has_time=True, has_rating=r is not None)
+        n = len(header)
+        for row in rows:
+            if not row:
+                continue
+            if len(row) != n:
+                raise DataFormatError(
+                    path, lineno, f"{len(row)} field(s)", f"{n}, as in the header"
+                )
+            if not row[u] or not row[i]:
+                raise DataFormatError(path, lineno, "an empty user or item id", "non-empty ids")
+            rating = 0.0
+            if r is not None:
+                rating = parse_number(row[r], path, lineno, options.rating_col or "rating")
+            acc.add(row[u], row[i], _time(row[t], path, lineno), rating)
+        return acc.finish()
+
+
+def _time(value: str, path: Path, lineno: int) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise DataFormatError(
+            path, lineno, f"timestamp {value!r}", "a number or an ISO-8601 date-time"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()

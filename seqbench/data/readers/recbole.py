@@ -1,0 +1,114 @@
+"""``recbole``: RecBole atomic ``.inter`` files (tab-separated, header ``name:type``).
+
+A folder is searched for its single ``*.inter`` file (RecBole's ``<name>/<name>.inter``). The
+user, item and time columns are named by options with RecBole's defaults (``USER_ID_FIELD``,
+``ITEM_ID_FIELD``, ``TIME_FIELD``); a rating column is read when present.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from seqbench.data.raw import InteractionAccumulator, RawInteractions
+from seqbench.data.readers.base import (
+    ProgressFn,
+    Reader,
+    ReaderOptions,
+    iter_lines,
+    parse_number,
+    register_reader,
+)
+from seqbench.errors import ConfigError, DataFormatError
+
+_TYPES = ("token", "token_seq", "float", "float_seq")
+
+
+class RecBoleOptions(ReaderOptions):
+    user_field: str = "user_id"
+    item_field: str = "item_id"
+    time_field: str = "timestamp"
+    rating_field: str = "rating"  # read if the file has it; never required
+
+
+@register_reader
+class RecBoleReader(Reader):
+    name = "recbole"
+    summary = "RecBole atomic .inter file (or a folder holding one), with timestamps"
+    Options = RecBoleOptions
+
+    def resolve(self, path: Path, options: RecBoleOptions) -> Path:
+        if path.is_dir():
+            found = sorted(path.glob("*.inter"))
+            if len(found) != 1:
+                names = ", ".join(p.name for p in found) or "none"
+                raise ConfigError(
+                    f"{path}: expected exactly one *.inter file in this folder, found {names}; "
+                    "give the file's path instead"
+                )
+            return found[0]
+        return super().resolve(path, options)
+
+    def read(
+        self, path: Path, options: RecBoleOptions, progress: ProgressFn | None = None
+    ) -> RawInteractions:
+        lines = iter_lines(path, options.encoding, progress)
+        header = next(lines, None)
+        if header is None:
+            raise DataFormatError(
+                path, 1, "the file is empty", "a header line of 'name:type' fields"
+            )
+        columns = _parse_header(path, header[1])
+        required = {
+            "user": options.user_field,
+            "item": options.item_field,
+            "time": options.time_field,
+        }
+        for role, field in required.items():
+            if field not in columns:
+                raise DataFormatError(
+                    path,
+                    1,
+                    f"no {role} column {field!r} in the header (columns: {', '.join(columns)})",
+                    f"a column named {field!r} (or set the reader option {role}_field)",
+                )
+        u, i, t = (
+            columns.index(options.user_field),
+            columns.index(options.item_field),
+            columns.index(options.time_field),
+        )
+        r = columns.index(options.rating_field) if options.rating_field in columns else None
+        acc = InteractionAccumulator(has_time=True, has_rating=r is not None)
+        n = len(columns)
+        for lineno, line in lines:
+            if not line:
+                continue
+            fields = line.split("\t")
+            if len(fields) != n:
+                raise DataFormatError(
+                    path, lineno, f"{len(fields)} tab-separated field(s)", f"{n}, as in the header"
+                )
+            if not fields[u] or not fields[i]:
+                raise DataFormatError(path, lineno, "an empty user or item id", "non-empty ids")
+            time = parse_number(fields[t], path, lineno, options.time_field)
+            rating = (
+                parse_number(fields[r], path, lineno, options.rating_field)
+                if r is not None
+                else 0.0
+            )
+            acc.add(fields[u], fields[i], time, rating)
+        return acc.finish()
+
+
+def _parse_header(path: Path, line: str) -> list[str]:
+    names = []
+    for field in line.split("\t"):
+        name, _, kind = field.partition(":")
+        if not name or kind not in _TYPES:
+            raise DataFormatError(
+                path,
+                1,
+                f"header field {field!r}",
+                f"'name:type' with type one of {', '.join(_TYPES)}",
+            )
+        names.append(name)
+    return names
