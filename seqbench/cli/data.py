@@ -79,8 +79,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 
 
-def _protocol(**given: Any) -> Protocol:
-    return validate_options(Protocol, {k: v for k, v in given.items() if v is not None}, "protocol")
+def _protocol(arguments: dict[str, Any]) -> Protocol:
+    """The Protocol from a command's arguments named like its fields (unset ones: defaults)."""
+    given = {k: arguments[k] for k in Protocol.model_fields if arguments.get(k) is not None}
+    return validate_options(Protocol, given, "protocol")
 
 
 def _load(
@@ -191,14 +193,7 @@ def stats(
 
       seqbench data stats beauty --path Beauty.txt --format sequences --k-core 5
     """
-    protocol = _protocol(
-        k_core=k_core,
-        max_len=max_len,
-        min_rating=min_rating,
-        dedup=dedup,
-        split=split,
-        padding=padding,
-    )
+    protocol = _protocol(locals())
     ds = _load(name, path, fmt, option, protocol, cache_dir, mirror, refresh, quiet)
     result = dataset_stats(ds)
     if json_:
@@ -226,14 +221,7 @@ def prepare(
     quiet: QuietOpt = False,
 ) -> None:
     """Download (where needed), process and cache datasets, e.g. before going offline."""
-    protocol = _protocol(
-        k_core=k_core,
-        max_len=max_len,
-        min_rating=min_rating,
-        dedup=dedup,
-        split=split,
-        padding=padding,
-    )
+    protocol = _protocol(locals())
     for name in names:
         ds = _load(name, path, fmt, option, protocol, cache_dir, mirror, refresh, quiet)
         cache = ds.provenance["cache"]

@@ -120,6 +120,19 @@ def _must_exist(path: Path) -> None:
         raise ConfigError(f"{path}: no such file")
 
 
+def find_columns(path: Path, header: list[str], wanted: dict[str, str]) -> dict[str, int]:
+    """Position of each wanted column ({option name: column name}) in the header on line 1."""
+    for option, column in wanted.items():
+        if column not in header:
+            raise DataFormatError(
+                path,
+                1,
+                f"no column {column!r} in the header (columns: {', '.join(header)})",
+                f"a column named {column!r} (or set the reader option {option})",
+            )
+    return {option: header.index(column) for option, column in wanted.items()}
+
+
 def parse_number(value: str, path: Path, lineno: int, column: str) -> float:
     """float(value), or a DataFormatError naming the line and the column."""
     try:

@@ -15,6 +15,7 @@ from seqbench.data.readers.base import (
     ProgressFn,
     Reader,
     ReaderOptions,
+    find_columns,
     iter_lines,
     parse_number,
     register_reader,
@@ -51,27 +52,12 @@ class CsvReader(Reader):
         header = next(rows, None)
         if header is None:
             raise DataFormatError(path, 1, "the file is empty", "a header row")
-        wanted = {
-            "user_col": options.user_col,
-            "item_col": options.item_col,
-            "time_col": options.time_col,
-        }
+        wanted = {"user_col": options.user_col, "item_col": options.item_col}
+        wanted["time_col"] = options.time_col
         if options.rating_col is not None:
             wanted["rating_col"] = options.rating_col
-        for option, column in wanted.items():
-            if column not in header:
-                raise DataFormatError(
-                    path,
-                    1,
-                    f"no column {column!r} in the header (columns: {', '.join(header)})",
-                    f"a column named {column!r} (or set the reader option {option})",
-                )
-        u, i, t = (
-            header.index(options.user_col),
-            header.index(options.item_col),
-            header.index(options.time_col),
-        )
-        r = header.index(options.rating_col) if options.rating_col is not None else None
+        col = find_columns(path, header, wanted)
+        u, i, t, r = col["user_col"], col["item_col"], col["time_col"], col.get("rating_col")
         acc = InteractionAccumulator(has_time=True, has_rating=r is not None)
         n = len(header)
         for row in rows:

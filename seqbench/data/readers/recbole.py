@@ -14,6 +14,7 @@ from seqbench.data.readers.base import (
     ProgressFn,
     Reader,
     ReaderOptions,
+    find_columns,
     iter_lines,
     parse_number,
     register_reader,
@@ -58,25 +59,13 @@ class RecBoleReader(Reader):
                 path, 1, "the file is empty", "a header line of 'name:type' fields"
             )
         columns = _parse_header(path, header[1])
-        required = {
-            "user": options.user_field,
-            "item": options.item_field,
-            "time": options.time_field,
-        }
-        for role, field in required.items():
-            if field not in columns:
-                raise DataFormatError(
-                    path,
-                    1,
-                    f"no {role} column {field!r} in the header (columns: {', '.join(columns)})",
-                    f"a column named {field!r} (or set the reader option {role}_field)",
-                )
-        u, i, t = (
-            columns.index(options.user_field),
-            columns.index(options.item_field),
-            columns.index(options.time_field),
-        )
-        r = columns.index(options.rating_field) if options.rating_field in columns else None
+        wanted = {"user_field": options.user_field, "item_field": options.item_field}
+        wanted["time_field"] = options.time_field
+        if options.rating_field in columns:  # optional: read when present
+            wanted["rating_field"] = options.rating_field
+        col = find_columns(path, columns, wanted)
+        u, i, t = col["user_field"], col["item_field"], col["time_field"]
+        r = col.get("rating_field")
         acc = InteractionAccumulator(has_time=True, has_rating=r is not None)
         n = len(columns)
         for lineno, line in lines:
