@@ -18,6 +18,7 @@ from seqbench.data.protocol import Protocol
 from seqbench.data.readers import READERS
 from seqbench.data.registry import DATASETS
 from seqbench.data.synthetic import SyntheticConfig
+from seqbench.errors import ConfigError
 from seqbench.progress import RichBars
 from seqbench.validation import validate_options
 
@@ -40,28 +41,21 @@ ReaderOpt = Annotated[
         "--option", "-o", metavar="KEY=VALUE", help="Reader or generator option (repeatable)."
     ),
 ]
-KCoreOpt = Annotated[
-    int | None, typer.Option("--k-core", help="Iterative k-core on users and items (default: 5).")
-]
-MaxLenOpt = Annotated[
-    int | None, typer.Option("--max-len", help="Most recent items per input (default: 50).")
-]
-MinRatingOpt = Annotated[
-    float | None,
-    typer.Option("--min-rating", help="Keep interactions rated at least this (default: all)."),
-]
-DedupOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--dedup", help="Repeated (user, item) pairs: keep | first | last (default: keep)."
-    ),
-]
-SplitOpt = Annotated[
-    str | None, typer.Option("--split", help="leave_one_out (the only split so far).")
-]
-PaddingOpt = Annotated[
-    str | None, typer.Option("--padding", help="right (the only padding so far).")
-]
+
+
+def _knob(name: str) -> str:
+    """Help text of a protocol option, from the Protocol field itself (one source of truth)."""
+    field = Protocol.model_fields[name]
+    default = "unset" if field.default is None else field.default
+    return f"{field.description} (default: {default})."
+
+
+KCoreOpt = Annotated[int | None, typer.Option("--k-core", help=_knob("k_core"))]
+MaxLenOpt = Annotated[int | None, typer.Option("--max-len", help=_knob("max_len"))]
+MinRatingOpt = Annotated[float | None, typer.Option("--min-rating", help=_knob("min_rating"))]
+DedupOpt = Annotated[str | None, typer.Option("--dedup", help=_knob("dedup"))]
+SplitOpt = Annotated[str | None, typer.Option("--split", help=_knob("split"))]
+PaddingOpt = Annotated[str | None, typer.Option("--padding", help=_knob("padding"))]
 CacheOpt = Annotated[
     Path | None,
     typer.Option(
@@ -221,6 +215,8 @@ def prepare(
     quiet: QuietOpt = False,
 ) -> None:
     """Download (where needed), process and cache datasets, e.g. before going offline."""
+    if path is not None and len(names) > 1:
+        raise ConfigError("--path reads one file: give one name (a label) with it")
     protocol = _protocol(locals())
     for name in names:
         ds = _load(name, path, fmt, option, protocol, cache_dir, mirror, refresh, quiet)

@@ -60,7 +60,7 @@ def fetch(
                 )
             )
         except ValueError as exc:
-            raise DownloadError(_mismatch_message(entry, remote, url, known_hash, exc)) from None
+            raise DownloadError(_mismatch_message(entry, remote, url, exc)) from None
         except OSError as exc:  # requests' errors are OSErrors too
             raise DownloadError(
                 f"dataset {entry.name!r}: could not download {url} ({exc}). Without network, "
@@ -78,9 +78,7 @@ def _remote(entry: DatasetEntry) -> RemoteFile:
     return entry.remote
 
 
-def _mismatch_message(
-    entry: DatasetEntry, remote: RemoteFile, url: str, known: str | None, exc: Exception
-) -> str:
+def _mismatch_message(entry: DatasetEntry, remote: RemoteFile, url: str, exc: Exception) -> str:
     if remote.known_hash:
         origin = f"the checksum published at {remote.hash_source}"
     else:

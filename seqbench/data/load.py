@@ -25,7 +25,7 @@ from seqbench.data.cache import CACHE_FORMAT, ProcessedCache, cache_root, finger
 from seqbench.data.cache import source_sha256 as cached_sha256
 from seqbench.data.dataset import SequentialDataset
 from seqbench.data.download import fetch
-from seqbench.data.protocol import Protocol, process
+from seqbench.data.protocol import Processed, Protocol, process
 from seqbench.data.raw import RawInteractions
 from seqbench.data.readers import READERS, ProgressFn, get_reader, parse_options
 from seqbench.data.registry import DATASETS
@@ -175,7 +175,7 @@ def _synthetic_source(spec: DatasetSpec, where: str) -> Source:
     )
 
 
-def _process(name: str, raw: RawInteractions, protocol: Protocol) -> Any:
+def _process(name: str, raw: RawInteractions, protocol: Protocol) -> Processed:
     where = f"dataset {name!r}"
     if protocol.min_rating is not None and raw.rating is None:
         raise ConfigError(f"{where}: protocol min_rating is set but this source has no ratings")

@@ -34,7 +34,7 @@ class DatasetEntry:
     summary: str
     format: str  # reader name; "synthetic" for the generator
     homepage: str
-    terms: str  # license / terms of use, shown before a download
+    terms: str  # license / terms of use (`seqbench data list` shows them)
     citation: str
     remote: RemoteFile | None = None
     options: dict[str, Any] = field(default_factory=dict)  # reader options

@@ -169,6 +169,12 @@ def test_prepare_several_and_report_the_cache(tmp_path: Path) -> None:
     assert "cached already" in again.stdout
 
 
+def test_prepare_path_takes_one_label(tmp_path: Path) -> None:
+    result = invoke("data", "prepare", "a", "b", "--path", str(tmp_path), "--format", "pairs")
+    assert result.exit_code == 1
+    assert "--path reads one file" in result.stderr
+
+
 def test_cache_dir_option_wins(tmp_path: Path) -> None:
     target = tmp_path / "elsewhere"
     result = invoke("data", "stats", "synthetic", "--json", "--quiet", "--cache-dir", str(target))
