@@ -21,8 +21,18 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
+class _Invocation:
+    """Flags of the current command line; the root callback sets them on every invocation."""
+
+    debug = False
+
+
+invocation = _Invocation()
+
+
 def debug_enabled() -> bool:
-    return os.environ.get("SEQBENCH_DEBUG", "") not in ("", "0")
+    """``seqbench --debug …`` or ``$SEQBENCH_DEBUG``."""
+    return invocation.debug or os.environ.get("SEQBENCH_DEBUG", "") not in ("", "0")
 
 
 def setup_logging(verbose: bool = False) -> None:

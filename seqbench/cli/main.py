@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
 
 import seqbench
 from seqbench.cli import data
-from seqbench.cli.common import out, setup_logging
+from seqbench.cli.common import invocation, out, setup_logging
 
 app = typer.Typer(
     name="seqbench",
@@ -38,8 +37,7 @@ def main_options(
     ] = None,
 ) -> None:
     """seqbench command line."""
-    if debug:
-        os.environ["SEQBENCH_DEBUG"] = "1"
+    invocation.debug = debug
     setup_logging(verbose)
 
 
