@@ -36,7 +36,7 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data: skipped where absent, but required when the CI variable is set."""
     if not SHARED_DATA.is_dir():

@@ -54,6 +54,10 @@ KCoreOpt = Annotated[int | None, typer.Option("--k-core", help=_knob("k_core"))]
 MaxLenOpt = Annotated[int | None, typer.Option("--max-len", help=_knob("max_len"))]
 MinRatingOpt = Annotated[float | None, typer.Option("--min-rating", help=_knob("min_rating"))]
 DedupOpt = Annotated[str | None, typer.Option("--dedup", help=_knob("dedup"))]
+TimePrecisionOpt = Annotated[
+    str | None, typer.Option("--time-precision", help=_knob("time_precision"))
+]
+TimeScalingOpt = Annotated[str | None, typer.Option("--time-scaling", help=_knob("time_scaling"))]
 SplitOpt = Annotated[str | None, typer.Option("--split", help=_knob("split"))]
 PaddingOpt = Annotated[str | None, typer.Option("--padding", help=_knob("padding"))]
 CacheOpt = Annotated[
@@ -168,6 +172,8 @@ def stats(
     max_len: MaxLenOpt = None,
     min_rating: MinRatingOpt = None,
     dedup: DedupOpt = None,
+    time_precision: TimePrecisionOpt = None,
+    time_scaling: TimeScalingOpt = None,
     split: SplitOpt = None,
     padding: PaddingOpt = None,
     cache_dir: CacheOpt = None,
@@ -207,6 +213,8 @@ def prepare(
     max_len: MaxLenOpt = None,
     min_rating: MinRatingOpt = None,
     dedup: DedupOpt = None,
+    time_precision: TimePrecisionOpt = None,
+    time_scaling: TimeScalingOpt = None,
     split: SplitOpt = None,
     padding: PaddingOpt = None,
     cache_dir: CacheOpt = None,

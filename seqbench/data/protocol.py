@@ -1,21 +1,29 @@
 """RecBole's sequential evaluation protocol with every knob named (reference/model-reference.md §1).
 
-Steps, in RecBole's order (``Dataset._data_processing`` then ``SequentialDataset``):
+Steps, in RecBole's order (``Dataset._data_processing``, then ``SequentialDataset.build``):
 
-1. ``min_rating`` and ``dedup`` filters (RecBole defaults: off);
-2. iterative ``k_core`` on users and items, repeated until no user or item has fewer than k
+1. ``dedup`` (RecBole ``rm_dup_inter``): when on, the whole log is first put in time order (as
+   RecBole's ``_remove_duplication`` does, so ids below follow time order), then only the
+   first/last of each (user, item) pair is kept;
+2. ``min_rating`` (RecBole ``val_interval`` on the rating);
+3. iterative ``k_core`` on users and items, repeated until no user or item has fewer than k
    interactions (``_filter_by_inter_num``; the k-core is unique, so the removal order does not
    matter);
-3. ids remapped in order of first appearance in the filtered file (``pd.factorize``): users to
+4. ids remapped in order of first appearance in the filtered log (``pd.factorize``): users to
    0..U-1 (RecBole's 1..U minus one), items to 1..N with 0 for padding;
-4. a stable sort by (user, timestamp): ties keep file order; without timestamps file order *is*
-   time order;
-5. one sample per prefix: for each user's k-th interaction (k ≥ 2) the input is the interactions
+5. a stable sort by (user, time key): ties keep file order. RecBole compares timestamps as
+   float32 (``torch.FloatTensor``), so times within one float32 step (64 s near 1e9 s) tie;
+   ``time_precision = "float64"`` compares them exactly. ``time_scaling = "minmax"`` first scales
+   the times of the filtered log to [0, 1], as RecBole's ``normalize_all`` does (its own
+   ``ml-100k.yaml`` sets it). Without timestamps, file order *is* time order;
+6. one sample per prefix: for each user's k-th interaction (k ≥ 2) the input is the interactions
    before it (the most recent ``max_len`` of them, right-padded with 0 when batched) and the
    target is the k-th;
-6. leave-one-out per user on those samples (``_split_index_by_leave_one_out`` with 2 left out):
+7. leave-one-out per user on those samples (``_split_index_by_leave_one_out`` with 2 left out):
    last → test, second-to-last → valid, the rest → train; users with fewer samples give
    ``min(2, samples - 1)`` of them to test/valid, test first.
+
+Verified sample for sample against RecBole 1.2.0 on its ml-100k (benchmarks/recbole_parity.py).
 
 Bump :data:`PROTOCOL_VERSION` whenever the numbers this module produces change for the same
 settings: it is part of every cache key and recorded in every result.
@@ -57,6 +65,17 @@ class Protocol(BaseModel):
         "keep",
         description="repeated (user, item) pairs: keep all (RecBole default) or only the "
         "first/last in time",
+    )
+    time_precision: Literal["float32", "float64"] = Field(
+        "float32",
+        description="precision at which timestamps are compared when ordering a user's history: "
+        "RecBole holds them as float32, so times within one float32 step (64 s near 1e9 s) "
+        "tie and keep file order; float64 compares them exactly",
+    )
+    time_scaling: Literal["none", "minmax"] = Field(
+        "none",
+        description="min-max scale the filtered log's timestamps to [0, 1] before that "
+        "comparison, as RecBole's normalize_all does (set in its own ml-100k.yaml)",
     )
     split: Literal["leave_one_out"] = Field(
         "leave_one_out", description="last sample of each user → test, second-to-last → valid"
@@ -102,21 +121,23 @@ class Processed:
 
 def process(raw: RawInteractions, protocol: Protocol) -> Processed:
     """Apply ``protocol`` to ``raw`` (pure; no I/O)."""
-    keep = np.ones(len(raw), dtype=bool)
+    rows = np.arange(len(raw))  # the log's rows, in the order RecBole would hold them
+    if protocol.dedup != "keep":
+        if raw.timestamp is not None:
+            rows = rows[np.argsort(raw.timestamp, kind="stable")]
+        rows = _one_of_each_pair(rows, raw.user, raw.item, protocol.dedup)
     if protocol.min_rating is not None:
         if raw.rating is None:
             raise ValueError("min_rating is set but this source has no ratings")
-        keep &= raw.rating >= protocol.min_rating
-    if protocol.dedup != "keep":
-        keep &= _first_or_last_of_pairs(raw, keep, protocol.dedup)
-    keep, passes = k_core(raw.user, raw.item, keep, protocol.k_core)
-    rows = np.flatnonzero(keep)
+        rows = rows[raw.rating[rows] >= protocol.min_rating]
+    keep, passes = k_core(raw.user[rows], raw.item[rows], protocol.k_core)
+    rows = rows[keep]
 
     user_old, user = _first_appearance_codes(raw.user[rows])
     item_old, item = _first_appearance_codes(raw.item[rows])
     item += 1  # 0 is padding
     time = raw.timestamp[rows] if raw.timestamp is not None else None
-    order = chronological_order(user, time)
+    order = chronological_order(user, None if time is None else time_key(time, protocol))
 
     user, item = user[order], item[order]
     offsets = np.zeros(len(user_old) + 1, dtype=np.int64)
@@ -139,13 +160,22 @@ def process(raw: RawInteractions, protocol: Protocol) -> Processed:
     )
 
 
-def k_core(user: np.ndarray, item: np.ndarray, keep: np.ndarray, k: int) -> tuple[np.ndarray, int]:
-    """Drop, until none is left, every interaction whose user or item has fewer than k kept ones.
+def time_key(time: np.ndarray, protocol: Protocol) -> np.ndarray:
+    """The values a user's history is sorted by (see ``time_scaling`` and ``time_precision``)."""
+    if protocol.time_scaling == "minmax" and time.size:
+        low, high = time.min(), time.max()
+        # RecBole sets a constant column to 1.0
+        time = np.ones_like(time) if high == low else (time - low) / (high - low)
+    return time.astype(np.float32) if protocol.time_precision == "float32" else time
 
-    Returns the new mask and the number of passes that removed something. Repeated pairs count
-    once per occurrence, as in RecBole.
+
+def k_core(user: np.ndarray, item: np.ndarray, k: int) -> tuple[np.ndarray, int]:
+    """Mask of the interactions left once, until none is left, every interaction whose user or
+    item has fewer than k remaining ones is dropped; and the number of passes that dropped any.
+
+    Repeated pairs count once per occurrence, as in RecBole.
     """
-    keep = keep.copy()
+    keep = np.ones(len(user), dtype=bool)
     passes = 0
     if k <= 1:
         return keep, passes
@@ -191,16 +221,14 @@ def _first_appearance_codes(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return unique[by_first], rank[inverse.reshape(-1)]
 
 
-def _first_or_last_of_pairs(raw: RawInteractions, keep: np.ndarray, which: str) -> np.ndarray:
-    """Mask keeping one occurrence (first or last in time) of each kept (user, item) pair."""
-    rows = np.flatnonzero(keep)
-    order = rows[
-        chronological_order(raw.user[rows], None if raw.timestamp is None else raw.timestamp[rows])
-    ]
-    pair = raw.user[order] * (int(raw.item.max(initial=0)) + 1) + raw.item[order]
-    if which == "last":
-        order, pair = order[::-1], pair[::-1]
-    _, first = np.unique(pair, return_index=True)
-    mask = np.zeros(len(raw), dtype=bool)
-    mask[order[first]] = True
-    return mask
+def _one_of_each_pair(
+    rows: np.ndarray, user: np.ndarray, item: np.ndarray, which: str
+) -> np.ndarray:
+    """``rows`` without repeated (user, item) pairs: the first or last occurrence in that order."""
+    pair = user[rows] * (int(item.max(initial=0)) + 1) + item[rows]
+    if which == "first":
+        _, index = np.unique(pair, return_index=True)
+    else:
+        _, from_end = np.unique(pair[::-1], return_index=True)
+        index = len(rows) - 1 - from_end
+    return rows[np.sort(index)]

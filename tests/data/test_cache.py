@@ -85,7 +85,14 @@ def test_a_changed_source_is_read_again(tmp_path: Path, reads: list[Path]) -> No
 
 # A different valid value for every protocol knob. A new knob must be added here, or this test
 # fails: that is how it guarantees every knob reaches the cache key.
-ALTERNATIVES = {"k_core": 3, "max_len": 7, "min_rating": 1.0, "dedup": "first"}
+ALTERNATIVES = {
+    "k_core": 3,
+    "max_len": 7,
+    "min_rating": 1.0,
+    "dedup": "first",
+    "time_precision": "float64",
+    "time_scaling": "minmax",
+}
 SINGLE_VALUED = {"split", "padding"}  # Literal fields with one value so far
 
 

@@ -71,7 +71,7 @@ def test_k_core_needs_more_than_one_pass() -> None:
     # k=2: pass 1 drops (u3, c) because c is seen once; only then does u3 fall to one
     # interaction, so pass 2 drops (u3, a). One pass would keep u3.
     raw = make_raw([("u1", "a"), ("u1", "b"), ("u2", "a"), ("u2", "b"), ("u3", "a"), ("u3", "c")])
-    keep, passes = k_core(raw.user, raw.item, np.ones(len(raw), bool), 2)
+    keep, passes = k_core(raw.user, raw.item, 2)
     assert keep.tolist() == [True, True, True, True, False, False]
     assert passes == 2
     p = process(raw, Protocol(k_core=2))
@@ -99,19 +99,19 @@ def test_k_core_matches_the_naive_definition(seed: int) -> None:
     rng = np.random.default_rng(seed)
     user = rng.integers(0, 40, size=300)
     item = (rng.zipf(1.6, size=300) - 1) % 60
-    keep, _ = k_core(user, item, np.ones(300, bool), 3)
-    assert set(np.flatnonzero(keep).tolist()) == naive_k_core(
-        list(zip(user, item, strict=False)), 3
-    )
+    keep, _ = k_core(user, item, 3)
+    assert set(np.flatnonzero(keep).tolist()) == naive_k_core(list(zip(user, item, strict=True)), 3)
 
 
 def recbole_samples(raw: RawInteractions, max_len: int) -> dict[str, list[tuple]]:
-    """RecBole's augmentation and split written as plain loops over sorted Python lists."""
+    """RecBole's augmentation and split written as plain loops over sorted Python lists.
+
+    Times are compared as float32, as RecBole's torch.FloatTensor holds them.
+    """
     per_user: dict[int, list[tuple[float, int, int]]] = {}
-    for row, (u, i, t) in enumerate(
-        zip(raw.user.tolist(), raw.item.tolist(), raw.timestamp, strict=False)
-    ):
-        per_user.setdefault(u, []).append((t, row, i))
+    rows = zip(raw.user.tolist(), raw.item.tolist(), raw.timestamp, strict=True)
+    for row, (u, i, t) in enumerate(rows):
+        per_user.setdefault(u, []).append((float(np.float32(t)), row, i))
     out: dict[str, list[tuple]] = {"train": [], "valid": [], "test": []}
     for u in sorted(per_user, key=lambda u: min(r for _, r, _ in per_user[u])):
         items = [i for _, _, i in sorted(per_user[u])]  # (time, file row): a stable time sort
@@ -130,7 +130,8 @@ def recbole_samples(raw: RawInteractions, max_len: int) -> dict[str, list[tuple]
 def test_samples_match_a_naive_recbole_reimplementation(seed: int) -> None:
     rng = np.random.default_rng(seed)
     n = 400
-    users, items, times = (rng.integers(0, k, n) for k in (30, 25, 50))  # many time ties
+    users, items = rng.integers(0, 30, n), rng.integers(0, 25, n)
+    times = 1.2e9 + rng.integers(0, 4000, n)  # float32 steps are 128 s here: many ties
     raw = make_raw([(f"u{u}", f"i{i}", t) for u, i, t in zip(users, items, times, strict=True)])
     max_len = 4
     p = process(raw, Protocol(k_core=0, max_len=max_len))
@@ -141,9 +142,7 @@ def test_samples_match_a_naive_recbole_reimplementation(seed: int) -> None:
     to_new = [new_id[t] for t in raw.item_tokens.tolist()]
     for split in ("train", "valid", "test"):
         seq, length, target = ds.inputs(split)
-        got = [
-            (tuple(s[:n].tolist()), int(y)) for s, n, y in zip(seq, length, target, strict=False)
-        ]
+        got = [(tuple(s[:n].tolist()), int(y)) for s, n, y in zip(seq, length, target, strict=True)]
         want = [(tuple(to_new[i] for i in x), to_new[y]) for x, y in expected[split]]
         assert got == want, split
 
@@ -177,6 +176,8 @@ def test_protocol_defaults_are_recboles_and_versioned() -> None:
         "max_len": 50,
         "min_rating": None,
         "dedup": "keep",
+        "time_precision": "float32",
+        "time_scaling": "none",
         "split": "leave_one_out",
         "padding": "right",
     }
@@ -186,3 +187,36 @@ def test_history_lengths_are_untruncated() -> None:
     p = process(make_raw(LOG), Protocol(k_core=0, max_len=2))
     ds = SequentialDataset("t", p, Protocol(k_core=0, max_len=2))
     assert ds.history_lengths("test").tolist() == [3, 2, 3]
+
+
+def test_float32_times_tie_as_in_recbole() -> None:
+    # near 1e9 s a float32 step is 64 s: 10 s apart is a tie, which keeps file order
+    raw = make_raw([("u", "late", 1e9 + 10), ("u", "early", 1e9), ("u", "x", 2e9)])
+    assert sequences(process(raw, Protocol(k_core=0)))["u"] == ["late", "early", "x"]
+    exact = Protocol(k_core=0, time_precision="float64")
+    assert sequences(process(raw, exact))["u"] == ["early", "late", "x"]
+
+
+def test_minmax_scaling_ties_what_raw_float32_separates() -> None:
+    # raw: 5e8 and 5e8+20 are distinct float32 values (step 32); scaled to [0, 1] over a 1e9 s
+    # range they fall within one float32 step of 0.5 (6e-8) and tie, keeping file order
+    rows = [("u", "b", 5e8 + 20), ("u", "a", 5e8), ("v", "a", 0), ("v", "b", 1e9)]
+    raw = make_raw(rows)
+    assert sequences(process(raw, Protocol(k_core=0)))["u"] == ["a", "b"]
+    scaled = Protocol(k_core=0, time_scaling="minmax")
+    assert sequences(process(raw, scaled))["u"] == ["b", "a"]
+
+
+def test_dedup_puts_the_log_in_time_order_first_and_precedes_min_rating() -> None:
+    # RecBole's _remove_duplication sorts the whole log by time before anything else, so ids
+    # follow time order; and it runs before the rating filter.
+    raw = make_raw([("u", "b", 2, 5), ("u", "a", 1, 1), ("u", "a", 3, 5), ("v", "c", 0, 5)])
+    p = process(raw, Protocol(k_core=0, dedup="first"))
+    assert p.item_tokens.tolist() == ["[PAD]", "c", "a", "b"]  # time order: c@0, a@1, b@2
+    assert process(raw, Protocol(k_core=0)).item_tokens.tolist() == ["[PAD]", "b", "a", "c"]
+    # the first (u, a) is rated 1: dedup keeps it, then min_rating drops it
+    assert sequences(process(raw, Protocol(k_core=0, dedup="first", min_rating=4)))["u"] == ["b"]
+    assert sequences(process(raw, Protocol(k_core=0, dedup="last", min_rating=4)))["u"] == [
+        "b",
+        "a",
+    ]
