@@ -232,16 +232,20 @@ def prepare(
         state = "cached already" if cache["hit"] else "processed"
         out.print(
             f"{name}: {ds.n_interactions:,} interactions, {ds.n_users:,} users, "
-            f"{ds.n_items:,} items — {state} in {cache['path']}"
+            f"{ds.n_items:,} items — {state} in {cache['path']}",
+            markup=False,
         )
 
 
 def _print_stats(s: dict[str, Any]) -> None:
     src = s["source"]
     where = src.get("url") or src.get("file") or f"generator v{src.get('generator_version')}"
-    out.print(f"[bold]{s['dataset']}[/]  {src['format']}: {where}  (sha256 {src['sha256'][:12]}…)")
+    out.print(
+        f"[bold]{escape(s['dataset'])}[/]  {src['format']}: {escape(str(where))}  "
+        f"(sha256 {src['sha256'][:12]}…)"
+    )
     proto = ", ".join(f"{k}={v}" for k, v in s["protocol"].items() if k != "version")
-    out.print(f"protocol v{s['protocol']['version']}: {proto}")
+    out.print(f"protocol v{s['protocol']['version']}: {proto}", markup=False)
     table = Table("", "raw", "processed")
     raw = s["raw"]
     table.add_row("users", f"{raw['users']:,}", f"{s['users']:,}")
@@ -254,4 +258,4 @@ def _print_stats(s: dict[str, Any]) -> None:
         table.add_row(f"{split} samples", "", f"{s[f'{split}_samples']:,}")
     out.print(table)
     cache = s["cache"]
-    out.print(f"cache: {'hit' if cache['hit'] else 'built'} ({cache['path']})")
+    out.print(f"cache: {'hit' if cache['hit'] else 'built'} ({cache['path']})", markup=False)

@@ -20,7 +20,9 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import uuid
+import zipfile
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,6 +33,7 @@ from filelock import FileLock
 from platformdirs import user_cache_dir
 
 from seqbench.data.protocol import Processed, Split
+from seqbench.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -58,20 +61,42 @@ def file_sha256(path: Path) -> str:
 
 
 def source_sha256(path: Path, root: Path) -> str:
-    """sha256 of ``path``, computed once per (absolute path, size, mtime) and remembered."""
+    """sha256 of ``path``, remembered per (absolute path, size, inode, mtime, ctime).
+
+    ctime changes whenever the content does, even when a tool restores the old mtime.
+    """
     stat = path.stat()
     key = str(path.resolve())
+    identity = [stat.st_size, stat.st_ino, stat.st_mtime_ns, stat.st_ctime_ns]
     memo_file = root / "source-sha256.json"
     seen = read_json(memo_file).get(key)
-    if seen and seen.get("size") == stat.st_size and seen.get("mtime_ns") == stat.st_mtime_ns:
+    if isinstance(seen, dict) and seen.get("identity") == identity:
         return str(seen["sha256"])
     digest = file_sha256(path)
-    root.mkdir(parents=True, exist_ok=True)
     with FileLock(str(memo_file) + ".lock"):
         memo = read_json(memo_file)
-        memo[key] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest}
+        memo[key] = {"identity": identity, "sha256": digest}
         write_json_atomic(memo_file, memo)
     return digest
+
+
+def ensure_writable_dir(root: Path) -> Path:
+    """``root`` as a folder seqbench can write to, created if needed; a ConfigError otherwise."""
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"cache folder {root}: exists and is not a folder")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cache folder {root}: cannot create it ({exc.strerror})") from None
+    try:  # os.access says yes to root everywhere; only a real write tells
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"cache folder {root}: cannot write in it ({exc.strerror}); choose another with "
+            "--cache-dir or $SEQBENCH_CACHE_DIR"
+        ) from None
+    return root
 
 
 def fingerprint_key(fingerprint: dict[str, Any]) -> str:
@@ -108,7 +133,8 @@ class ProcessedCache:
             with np.load(path / "arrays.npz", allow_pickle=False) as npz:
                 arrays = {name: npz[name] for name in npz.files}
             return _unpack(arrays, meta), meta
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError,
+                zipfile.BadZipFile) as exc:  # fmt: skip
             log.warning("cache entry %s is damaged (%s); rebuilding it", path, exc)
             shutil.rmtree(path, ignore_errors=True)
             return None

@@ -20,12 +20,13 @@ from filelock import FileLock
 
 from seqbench.data.cache import file_sha256, read_json, write_json_atomic
 from seqbench.data.registry import DatasetEntry, RemoteFile
-from seqbench.errors import DownloadError
+from seqbench.errors import ConfigError, DownloadError
 from seqbench.progress import BarFactory
 
 log = logging.getLogger(__name__)
 
 ENV_MIRROR = "SEQBENCH_MIRROR"
+_SCHEMES = ("https://", "http://", "ftp://", "sftp://")
 
 
 def fetch(
@@ -41,6 +42,8 @@ def fetch(
     remote = _remote(entry)
     folder = root / "downloads" / entry.name
     mirror = mirror or os.environ.get(ENV_MIRROR)
+    if mirror and not mirror.startswith(_SCHEMES):
+        raise ConfigError(f"mirror {mirror!r}: expected a URL starting with {', '.join(_SCHEMES)}")
     url = f"{mirror.rstrip('/')}/{remote.filename}" if mirror else remote.url
     trust_file = root / "downloads" / "trusted-sha256.json"
     trusted = read_json(trust_file).get(entry.name, {}).get("sha256")
@@ -60,6 +63,10 @@ def fetch(
                 )
             )
         except ValueError as exc:
+            if "does not match the known hash" not in str(exc):
+                raise DownloadError(
+                    f"dataset {entry.name!r}: cannot download {url} ({exc})"
+                ) from None
             raise DownloadError(_mismatch_message(entry, remote, url, exc)) from None
         except OSError as exc:  # requests' errors are OSErrors too
             raise DownloadError(

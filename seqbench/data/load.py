@@ -10,8 +10,9 @@ and its options, and the protocol with its version; nothing else (not the path, 
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import seqbench
 from seqbench.data import synthetic
-from seqbench.data.cache import CACHE_FORMAT, ProcessedCache, cache_root, fingerprint_key
+from seqbench.data.cache import (
+    CACHE_FORMAT,
+    ProcessedCache,
+    cache_root,
+    ensure_writable_dir,
+    fingerprint_key,
+)
 from seqbench.data.cache import source_sha256 as cached_sha256
 from seqbench.data.dataset import SequentialDataset
 from seqbench.data.download import fetch
@@ -29,7 +36,7 @@ from seqbench.data.protocol import Processed, Protocol, process
 from seqbench.data.raw import RawInteractions
 from seqbench.data.readers import READERS, ProgressFn, get_reader, parse_options
 from seqbench.data.registry import DATASETS
-from seqbench.errors import ConfigError, UnknownNameError
+from seqbench.errors import ConfigError, SeqbenchError, UnknownNameError
 from seqbench.progress import BarFactory, byte_progress
 from seqbench.validation import validate_options
 
@@ -59,6 +66,7 @@ class Source:
     """What will be read: enough to key the cache, and a function that reads it."""
 
     format: str
+    version: int  # of the reader (or generator): a fix that changes what is read bumps it
     options: dict[str, Any]
     sha256: str
     describe: dict[str, Any]
@@ -79,12 +87,17 @@ def load_dataset(
     ``refresh`` rebuilds the processed entry even when one is cached.
     """
     protocol = protocol or Protocol()
-    root = cache_root(cache_dir)
+    root = ensure_writable_dir(cache_root(cache_dir))
     source = resolve_source(spec, root, mirror=mirror, bars=bars)
     fingerprint = {
         "cache_format": CACHE_FORMAT,
         "protocol": protocol.fingerprint(),
-        "source": {"sha256": source.sha256, "format": source.format, "options": source.options},
+        "source": {
+            "sha256": source.sha256,
+            "format": source.format,
+            "format_version": source.version,
+            "options": source.options,
+        },
     }
     key = fingerprint_key(fingerprint)
     cache = ProcessedCache(root)
@@ -95,19 +108,25 @@ def load_dataset(
             log.info("dataset %r: loaded from cache %s", spec.name, cache.entry(key))
         else:
             label = Path(source.describe.get("file", spec.name)).name
-            raw = source.read(byte_progress(bars, f"reading {label}"))
+            with _reading(source.describe.get("file")):
+                raw = source.read(byte_progress(bars, f"reading {label}"))
             processed = _process(spec.name, raw, protocol)
             meta = {
                 "fingerprint": fingerprint,
                 "raw": {
-                    "users": int(raw.user_tokens.shape[0]),
-                    "items": int(raw.item_tokens.shape[0]),
+                    "users": int(np.unique(raw.user).size),
+                    "items": int(np.unique(raw.item).size),
                     "interactions": len(raw),
                 },
                 "seqbench_version": seqbench.__version__,
                 "numpy_version": np.__version__,
             }
-            cache.save(key, processed, meta)
+            try:
+                cache.save(key, processed, meta)
+            except OSError as exc:
+                raise SeqbenchError(
+                    f"cannot write the cache entry {cache.entry(key)} ({exc.strerror})"
+                ) from None
     provenance = {
         "source": {
             **source.describe,
@@ -154,10 +173,13 @@ def resolve_source(
         assert entry is not None  # checked above: no path means a registry entry
         file = fetch(entry, root, mirror=mirror, bars=bars)
         describe = {"file": str(file), "url": entry.remote.url if entry.remote else None}
+    with _reading(str(file)):
+        sha256 = cached_sha256(file, root)
     return Source(
         format=fmt,
+        version=reader.version,
         options=options.model_dump(),
-        sha256=cached_sha256(file, root),
+        sha256=sha256,
         describe=describe,
         read=lambda progress: reader.read(file, options, progress),
     )
@@ -168,6 +190,7 @@ def _synthetic_source(spec: DatasetSpec, where: str) -> Source:
     raw = synthetic.generate(config)  # cheap; hashing the content keys the cache honestly
     return Source(
         format=SYNTHETIC,
+        version=synthetic.GENERATOR_VERSION,
         options=config.model_dump(),
         sha256=synthetic.content_sha256(raw),
         describe={"generator_version": synthetic.GENERATOR_VERSION},
@@ -180,9 +203,25 @@ def _process(name: str, raw: RawInteractions, protocol: Protocol) -> Processed:
     if protocol.min_rating is not None and raw.rating is None:
         raise ConfigError(f"{where}: protocol min_rating is set but this source has no ratings")
     processed = process(raw, protocol)
-    if processed.items.size == 0 or len(processed.test) == 0:
+    knobs = f"k_core={protocol.k_core}, min_rating={protocol.min_rating}, dedup={protocol.dedup}"
+    if processed.items.size == 0:
         raise ConfigError(
-            f"{where}: nothing is left to evaluate after filtering {len(raw)} interactions "
-            f"(k_core={protocol.k_core}, min_rating={protocol.min_rating}); loosen the protocol"
+            f"{where}: no interaction of {len(raw)} is left after filtering ({knobs}); "
+            "loosen the protocol"
+        )
+    if len(processed.test) == 0:
+        raise ConfigError(
+            f"{where}: {processed.items.size} interactions are left ({knobs}) but no user has "
+            "the 3 interactions a test sample needs (one to predict, one for validation, one "
+            "as input)"
         )
     return processed
+
+
+@contextlib.contextmanager
+def _reading(file: str | None) -> Iterator[None]:
+    """Turn an OS error on the source (permissions, a vanished file) into a one-line error."""
+    try:
+        yield
+    except OSError as exc:
+        raise ConfigError(f"{exc.filename or file}: cannot read it ({exc.strerror})") from None

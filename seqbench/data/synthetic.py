@@ -46,7 +46,7 @@ class SyntheticConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     n_users: int = Field(1000, ge=1)
     n_items: int = Field(500, ge=2)
     min_length: int = Field(10, ge=2)

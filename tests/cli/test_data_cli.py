@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -133,7 +134,7 @@ def test_local_file_with_format_and_reader_options(tmp_path: Path) -> None:
             "option 'k_core': Input should be greater than or equal to 0",
         ),
         (["data", "stats", "synthetic", "--dedup", "some"], "option 'dedup'"),
-        (["data", "stats", "synthetic", "--k-core", "500"], "nothing is left to evaluate"),
+        (["data", "stats", "synthetic", "--k-core", "500"], "is left after filtering (k_core=500"),
         (
             ["data", "stats", "synthetic", "--min-rating", "4"],
             "min_rating is set but this source has no ratings",
@@ -145,6 +146,42 @@ def test_bad_input_is_one_clear_line_and_exit_1(args: list[str], message: str) -
     assert result.exit_code == 1
     assert message in " ".join(result.stderr.split())  # rich may wrap; compare word by word
     assert "Traceback" not in result.output
+
+
+def test_no_test_sample_is_explained(tmp_path: Path) -> None:
+    path = tmp_path / "p.txt"
+    path.write_text("1 a\n1 b\n2 a\n2 b\n")
+    result = invoke("data", "stats", "x", "--path", str(path), "-f", "pairs", "--k-core", "0")
+    assert result.exit_code == 1
+    assert "no user has the 3 interactions a test sample needs" in " ".join(result.stderr.split())
+
+
+def test_markup_characters_in_names_and_paths_are_printed_as_they_are(tmp_path: Path) -> None:
+    folder = tmp_path / "d[red]"
+    folder.mkdir()
+    path = folder / "[b]x[red].txt"
+    path.write_text("".join(f"{u} {i}\n" for u in range(3) for i in range(4)))
+    result = invoke("data", "stats", "[/x]", "--path", str(path), "-f", "pairs", "--k-core", "0",
+                    "--quiet", "--cache-dir", str(folder / "c[bold]"))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = "".join(result.stdout.split())
+    assert "[/x]" in text and "[b]x[red].txt" in text and "c[bold]" in text
+
+
+def test_cache_dir_that_is_a_file(tmp_path: Path) -> None:
+    blocker = tmp_path / "f"
+    blocker.write_text("")
+    result = invoke("data", "stats", "synthetic", "--cache-dir", str(blocker))
+    assert result.exit_code == 1 and "exists and is not a folder" in result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file")
+def test_unreadable_file(tmp_path: Path) -> None:
+    path = tmp_path / "p.txt"
+    path.write_text("1 a\n")
+    path.chmod(0)
+    result = invoke("data", "stats", "x", "--path", str(path), "-f", "pairs")
+    assert result.exit_code == 1 and "cannot read it (Permission denied)" in result.stderr
 
 
 def test_malformed_file_error_names_the_line(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import typing
@@ -17,6 +18,7 @@ from seqbench.data.cache import ProcessedCache
 from seqbench.data.load import DatasetSpec, load_dataset
 from seqbench.data.protocol import Protocol
 from seqbench.data.readers import get_reader
+from seqbench.errors import ConfigError
 
 
 def write_sequences(path: Path, n_users: int = 40, seed: int = 0) -> Path:
@@ -207,3 +209,43 @@ def test_entry_meta_records_fingerprint_and_counts(tmp_path: Path) -> None:
     assert meta["fingerprint"]["source"]["format"] == "sequences"
     assert meta["raw"]["users"] == 40
     assert ProcessedCache(Path(ds.provenance["cache"]["path"]).parents[1]).load(meta["key"])
+
+
+def test_rewritten_content_with_restored_mtime_is_noticed(
+    tmp_path: Path, reads: list[Path]
+) -> None:
+    path = write_sequences(tmp_path / "s.txt", seed=0)
+    before = load(path)
+    stat = path.stat()
+    write_sequences(path, seed=1)  # same size is likely; the mtime is then put back
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    after = load(path)
+    assert after.provenance["source"]["sha256"] != before.provenance["source"]["sha256"]
+    assert len(reads) == 2
+
+
+def test_a_reader_version_bump_changes_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_sequences(tmp_path / "s.txt")
+    base = load(path).provenance["cache"]["key"]
+    monkeypatch.setattr(type(get_reader("sequences")), "version", 2)
+    assert load(path).provenance["cache"]["key"] != base
+
+
+def test_a_truncated_archive_is_rebuilt(tmp_path: Path, reads: list[Path]) -> None:
+    path = write_sequences(tmp_path / "s.txt")
+    arrays = Path(load(path).provenance["cache"]["path"]) / "arrays.npz"
+    arrays.write_bytes(arrays.read_bytes()[:-200])  # cut the zip directory off: BadZipFile
+    assert not load(path).provenance["cache"]["hit"]
+    assert len(reads) == 2
+
+
+def test_a_cache_dir_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    spec = DatasetSpec(name="t", path=write_sequences(tmp_path / "s.txt"), format="sequences")
+    with pytest.raises(ConfigError, match="exists and is not a folder"):
+        load_dataset(spec, cache_dir=blocker)
+    with pytest.raises(ConfigError, match="cannot create it"):
+        load_dataset(spec, cache_dir=blocker / "below")

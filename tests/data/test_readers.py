@@ -107,8 +107,8 @@ def test_grouplens_ml1m_double_colon_and_folder(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("1::2::5::978300760\n1::3::5\n", r":2: 3 field\(s\)"),
-        ("1::2::5::978300760\n1::3::x::978300761\n", r":2: rating 'x' is not a number"),
-        ("1::2::5::978300760\n1::3::4::soon\n", r":2: timestamp 'soon' is not a number"),
+        ("1::2::5::978300760\n1::3::x::978300761\n", r":2: rating 'x'; expected a finite number"),
+        ("1::2::5::978300760\n1::3::4::soon\n", r":2: timestamp 'soon'; expected a finite number"),
     ],
 )
 def test_grouplens_malformed(tmp_path: Path, text: str, message: str) -> None:
@@ -156,14 +156,23 @@ def test_recbole_field_names_are_options(tmp_path: Path) -> None:
     [
         ("user_id\titem_id:token\n", 1, "header field 'user_id'"),
         (INTER + "1\t2\t3\n", 4, r"3 tab-separated field\(s\); expected 4"),
-        (INTER + "1\t2\t3\tnoon\n", 4, "timestamp 'noon' is not a number"),
-        (INTER + "\t2\t3\t5\n", 4, "an empty user or item id"),
+        (INTER + "1\t2\t3\tnoon\n", 4, "timestamp 'noon'; expected a finite number"),
     ],
 )
 def test_recbole_malformed(tmp_path: Path, text: str, line: int, message: str) -> None:
     with pytest.raises(DataFormatError, match=message) as info:
         read("recbole", write(tmp_path / "bad.inter", text))
     assert info.value.line == line
+
+
+def test_recbole_drops_missing_ids_as_pandas_reads_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = INTER + "\t9\t3\t5\nNA\t9\t3\t6\n7\tnull\t3\t7\n7\t9\t\t8\n"
+    raw = read("recbole", write(tmp_path / "x.inter", text))
+    assert rows(raw) == [("196", "242"), ("186", "302"), ("7", "9")]
+    assert np.isnan(raw.rating[-1])  # a blank rating is missing, not an error
+    assert "dropped 3 row(s) whose user or item id is missing" in caplog.text
 
 
 def test_recbole_folder_with_two_inter_files(tmp_path: Path) -> None:
@@ -227,12 +236,14 @@ def test_truncated_gzip_is_reported(tmp_path: Path) -> None:
 
 
 def test_csv_named_columns_numeric_and_iso_times(tmp_path: Path) -> None:
-    text = 'when,who,what,stars\n2020-01-02T00:00:00,u1,i1,4\n1577836800,u2,"i,2",5\n'
+    text = 'when,who,what,stars\n2020-01-02T00:00:00,u1,i1,4\n2020-01-01,u2,"i,2",5\n'
     path = write(tmp_path / "log.csv", text)
     raw = read("csv", path, user_col="who", item_col="what", time_col="when", rating_col="stars")
     assert rows(raw) == [("u1", "i1"), ("u2", "i,2")]
     assert raw.timestamp.tolist() == [1577923200.0, 1577836800.0]  # ISO read as UTC
     assert raw.rating.tolist() == [4.0, 5.0]
+    numeric = read("csv", write(tmp_path / "n.csv", "user_id,item_id,timestamp\nu,i,17.5\n"))
+    assert numeric.timestamp.tolist() == [17.5]
 
 
 @pytest.mark.parametrize(
@@ -241,6 +252,8 @@ def test_csv_named_columns_numeric_and_iso_times(tmp_path: Path) -> None:
         ("user_id,item_id\n1,2\n", r":1: no column 'timestamp' .*set the reader option time_col"),
         ("user_id,item_id,timestamp\n1,2,3\n1,2\n", r":3: 2 field\(s\); expected 3"),
         ("user_id,item_id,timestamp\n1,2,3\n1,2,yesterday\n", r":3: timestamp 'yesterday'"),
+        ("user_id,item_id,timestamp\n1,2,2019-06-01\n1,3,2021\n", r":3: timestamp '2021' after"),
+        ("user_id,item_id,timestamp\n1,2,3\n1,3,nan\n", r":3: timestamp 'nan'; expected a finite"),
     ],
 )
 def test_csv_malformed(tmp_path: Path, text: str, message: str) -> None:
@@ -256,6 +269,42 @@ def test_undecodable_bytes_name_the_line_and_the_fix(tmp_path: Path) -> None:
     with pytest.raises(DataFormatError, match=r"s.txt:2: byte 0xe9 is not valid utf-8.*encoding"):
         read("sequences", path)
     assert rows(read("sequences", path, encoding="latin-1"))[-1] == ("2", "café")
+
+
+def test_byte_order_mark_is_not_data(tmp_path: Path) -> None:
+    path = tmp_path / "p.txt"
+    path.write_bytes(b"\xef\xbb\xbf1 a\n1 b\n2 a\n")
+    assert rows(read("pairs", path)) == [("1", "a"), ("1", "b"), ("2", "a")]
+    csv_path = tmp_path / "x.csv"
+    csv_path.write_bytes(b"\xef\xbb\xbfuser_id,item_id,timestamp\n1,2,3\n")
+    assert rows(read("csv", csv_path)) == [("1", "2")]
+
+
+def test_old_mac_line_endings_are_refused(tmp_path: Path) -> None:
+    path = write(tmp_path / "s.txt", "1 a b c\r2 a b c\r")
+    with pytest.raises(DataFormatError, match=r"s.txt:1: a carriage return inside the line"):
+        read("sequences", path)
+    windows = write(tmp_path / "w.txt", "1 a b\r\n2 a\r\n")
+    assert rows(read("sequences", windows)) == [("1", "a"), ("1", "b"), ("2", "a")]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "options", "message"),
+    [
+        ("pairs", {"sep": ""}, "a separator cannot be empty"),
+        ("csv", {"sep": "::"}, "must be one character"),
+        ("sequences", {"encoding": "klingon"}, "unknown text encoding 'klingon'"),
+    ],
+)
+def test_bad_option_values_are_config_errors(fmt: str, options: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_options(get_reader(fmt), options, "test")
+
+
+def test_tab_can_be_spelled_out(tmp_path: Path) -> None:
+    path = write(tmp_path / "p.txt", "1\ta b\n")  # a space inside the item id
+    for spelling in ("\\t", "tab", "\t"):
+        assert rows(read("pairs", path, sep=spelling)) == [("1", "a b")]
 
 
 def test_unknown_reader_option_suggests_the_closest(tmp_path: Path) -> None:

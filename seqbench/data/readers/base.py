@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import codecs
 import gzip
+import math
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from seqbench.data.raw import RawInteractions
 from seqbench.errors import ConfigError, DataFormatError, UnknownNameError
@@ -20,12 +22,32 @@ ProgressFn = Callable[[int, int], None]
 _PROGRESS_EVERY = 1 << 15  # lines
 
 
+def _known_encoding(name: str) -> str:
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        raise ValueError(f"unknown text encoding {name!r} (e.g. utf-8, latin-1)") from None
+    return name
+
+
+def _separator(value: str) -> str:
+    """A field separator; '\\t' and 'tab' spell a tab (shells make a real one awkward)."""
+    value = {"\\t": "\t", "tab": "\t"}.get(value, value)
+    if not value:
+        raise ValueError("a separator cannot be empty")
+    return value
+
+
+Encoding = Annotated[str, AfterValidator(_known_encoding)]
+Separator = Annotated[str, AfterValidator(_separator)]
+
+
 class ReaderOptions(BaseModel):
     """Options every reader accepts."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    encoding: str = "utf-8"
+    encoding: Encoding = "utf-8"
 
 
 class Reader:
@@ -38,6 +60,8 @@ class Reader:
     name: ClassVar[str]
     summary: ClassVar[str]
     Options: ClassVar[type[ReaderOptions]] = ReaderOptions
+    #: Bump when the same file and options would be read differently (part of the cache key).
+    version: ClassVar[int] = 1
 
     def resolve(self, path: Path, options: ReaderOptions) -> Path:
         if path.is_dir():
@@ -92,6 +116,8 @@ def iter_lines(
         stream = gzip.GzipFile(fileobj=raw) if gzipped else raw
         try:
             for lineno, line in enumerate(stream, 1):
+                if lineno == 1 and line.startswith(codecs.BOM_UTF8):
+                    line = line[len(codecs.BOM_UTF8) :]  # a byte-order mark is not data
                 try:
                     text = line.decode(encoding)
                 except UnicodeDecodeError as exc:
@@ -103,7 +129,15 @@ def iter_lines(
                     ) from None
                 if progress is not None and lineno % _PROGRESS_EVERY == 0:
                     progress(raw.tell(), total)
-                yield lineno, text.rstrip("\r\n")
+                text = text.rstrip("\r\n")
+                if "\r" in text:
+                    raise DataFormatError(
+                        path,
+                        lineno,
+                        "a carriage return inside the line (old Mac line endings?)",
+                        "lines that end with \\n or \\r\\n",
+                    )
+                yield lineno, text
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
             raise DataFormatError(
                 path,
@@ -134,10 +168,11 @@ def find_columns(path: Path, header: list[str], wanted: dict[str, str]) -> dict[
 
 
 def parse_number(value: str, path: Path, lineno: int, column: str) -> float:
-    """float(value), or a DataFormatError naming the line and the column."""
+    """float(value) if finite, or a DataFormatError naming the line and the column."""
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
-        raise DataFormatError(
-            path, lineno, f"{column} {value!r} is not a number", "a number"
-        ) from None
+        number = math.nan
+    if not math.isfinite(number):
+        raise DataFormatError(path, lineno, f"{column} {value!r}", "a finite number")
+    return number

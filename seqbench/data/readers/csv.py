@@ -7,14 +7,19 @@ converted to POSIX seconds (naive ones read as UTC).
 from __future__ import annotations
 
 import csv
+import math
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 from seqbench.data.raw import InteractionAccumulator, RawInteractions
 from seqbench.data.readers.base import (
     ProgressFn,
     Reader,
     ReaderOptions,
+    Separator,
     find_columns,
     iter_lines,
     parse_number,
@@ -23,8 +28,14 @@ from seqbench.data.readers.base import (
 from seqbench.errors import DataFormatError
 
 
+def _one_character(value: str) -> str:
+    if len(value) != 1:
+        raise ValueError(f"the csv separator must be one character, got {value!r}")
+    return value
+
+
 class CsvOptions(ReaderOptions):
-    sep: str = ","
+    sep: Annotated[Separator, AfterValidator(_one_character)] = ","
     user_col: str = "user_id"
     item_col: str = "item_id"
     time_col: str = "timestamp"
@@ -59,6 +70,7 @@ class CsvReader(Reader):
         col = find_columns(path, header, wanted)
         u, i, t, r = col["user_col"], col["item_col"], col["time_col"], col.get("rating_col")
         acc = InteractionAccumulator(has_time=True, has_rating=r is not None)
+        kinds: set[str] = set()
         n = len(header)
         for row in rows:
             if not row:
@@ -72,15 +84,29 @@ class CsvReader(Reader):
             rating = 0.0
             if r is not None:
                 rating = parse_number(row[r], path, lineno, options.rating_col or "rating")
-            acc.add(row[u], row[i], _time(row[t], path, lineno), rating)
+            time, kind = _time(row[t], path, lineno)
+            kinds.add(kind)
+            if len(kinds) > 1:
+                raise DataFormatError(
+                    path,
+                    lineno,
+                    f"timestamp {row[t]!r} after {kinds - {kind}} ones",
+                    f"{kind}s only",
+                )
+            acc.add(row[u], row[i], time, rating)
         return acc.finish()
 
 
-def _time(value: str, path: Path, lineno: int) -> float:
+def _time(value: str, path: Path, lineno: int) -> tuple[float, str]:
+    """(POSIX-like seconds, "number" or "date-time"); mixing the two would misorder the log."""
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(number):
+            raise DataFormatError(path, lineno, f"timestamp {value!r}", "a finite number")
+        return number, "number"
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
@@ -89,4 +115,4 @@ def _time(value: str, path: Path, lineno: int) -> float:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
+    return moment.timestamp(), "date-time"

@@ -13,6 +13,7 @@ from seqbench.data.readers.base import (
     ProgressFn,
     Reader,
     ReaderOptions,
+    Separator,
     iter_lines,
     parse_number,
     register_reader,
@@ -23,7 +24,7 @@ _KNOWN_FILES = {"u.data": "\t", "ratings.dat": "::"}
 
 
 class GroupLensOptions(ReaderOptions):
-    sep: str | None = None  # None: by file name (u.data: tab, *.dat: '::')
+    sep: Separator | None = None  # None: by file name (u.data: tab, *.dat: '::')
     encoding: str = "latin-1"  # MovieLens files predate UTF-8; ids and numbers are ASCII anyway
 
 

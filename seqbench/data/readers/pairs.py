@@ -9,6 +9,7 @@ from seqbench.data.readers.base import (
     ProgressFn,
     Reader,
     ReaderOptions,
+    Separator,
     iter_lines,
     register_reader,
 )
@@ -16,7 +17,7 @@ from seqbench.errors import DataFormatError
 
 
 class PairsOptions(ReaderOptions):
-    sep: str | None = None  # None: any run of whitespace
+    sep: Separator | None = None  # None: any run of whitespace
 
 
 @register_reader

@@ -2,11 +2,15 @@
 
 A folder is searched for its single ``*.inter`` file (RecBole's ``<name>/<name>.inter``). The
 user, item and time columns are named by options with RecBole's defaults (``USER_ID_FIELD``,
-``ITEM_ID_FIELD``, ``TIME_FIELD``); a rating column is read when present.
+``ITEM_ID_FIELD``, ``TIME_FIELD``); a rating column is read when present (blank = missing).
+As in RecBole, rows whose user or item id pandas would read as missing are dropped, with a
+warning. Unlike RecBole, a missing or non-numeric timestamp is an error, not filled with the mean.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from pathlib import Path
 
 from seqbench.data.raw import InteractionAccumulator, RawInteractions
@@ -21,7 +25,15 @@ from seqbench.data.readers.base import (
 )
 from seqbench.errors import ConfigError, DataFormatError
 
+log = logging.getLogger(__name__)
+
 _TYPES = ("token", "token_seq", "float", "float_seq")
+# What pandas.read_csv reads as missing by default: RecBole then drops such rows
+# (Dataset._filter_nan_user_or_item), so an item literally named "NA" is not an item there.
+_MISSING = frozenset(
+    ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+     "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+)  # fmt: skip
 
 
 class RecBoleOptions(ReaderOptions):
@@ -68,6 +80,7 @@ class RecBoleReader(Reader):
         r = col.get("rating_field")
         acc = InteractionAccumulator(has_time=True, has_rating=r is not None)
         n = len(columns)
+        dropped = 0
         for lineno, line in lines:
             if not line:
                 continue
@@ -76,15 +89,25 @@ class RecBoleReader(Reader):
                 raise DataFormatError(
                     path, lineno, f"{len(fields)} tab-separated field(s)", f"{n}, as in the header"
                 )
-            if not fields[u] or not fields[i]:
-                raise DataFormatError(path, lineno, "an empty user or item id", "non-empty ids")
+            if fields[u] in _MISSING or fields[i] in _MISSING:
+                dropped += 1
+                continue
             time = parse_number(fields[t], path, lineno, options.time_field)
-            rating = (
-                parse_number(fields[r], path, lineno, options.rating_field)
-                if r is not None
-                else 0.0
-            )
+            rating = 0.0
+            if r is not None:  # a blank rating is missing, not an error (RecBole reads NaN)
+                rating = (
+                    parse_number(fields[r], path, lineno, options.rating_field)
+                    if fields[r]
+                    else math.nan
+                )
             acc.add(fields[u], fields[i], time, rating)
+        if dropped:
+            log.warning(
+                "%s: dropped %d row(s) whose user or item id is missing (empty, NA, null, …), "
+                "as RecBole does",
+                path,
+                dropped,
+            )
         return acc.finish()
 
 

@@ -13,6 +13,7 @@ from seqbench.data.readers.base import (
     ProgressFn,
     Reader,
     ReaderOptions,
+    Separator,
     iter_lines,
     register_reader,
 )
@@ -20,7 +21,7 @@ from seqbench.errors import DataFormatError
 
 
 class SequencesOptions(ReaderOptions):
-    sep: str | None = None  # None: any run of whitespace (S3-Rec lines may end with a space)
+    sep: Separator | None = None  # None: any run of whitespace (S3-Rec lines may end with a space)
 
 
 @register_reader
