@@ -252,7 +252,10 @@ def test_csv_named_columns_numeric_and_iso_times(tmp_path: Path) -> None:
         ("user_id,item_id\n1,2\n", r":1: no column 'timestamp' .*set the reader option time_col"),
         ("user_id,item_id,timestamp\n1,2,3\n1,2\n", r":3: 2 field\(s\); expected 3"),
         ("user_id,item_id,timestamp\n1,2,3\n1,2,yesterday\n", r":3: timestamp 'yesterday'"),
-        ("user_id,item_id,timestamp\n1,2,2019-06-01\n1,3,2021\n", r":3: timestamp '2021' after"),
+        (
+            "user_id,item_id,timestamp\n1,2,2019-06-01\n1,3,2021\n",
+            r":3: number timestamp '2021' among date-time ones",
+        ),
         ("user_id,item_id,timestamp\n1,2,3\n1,3,nan\n", r":3: timestamp 'nan'; expected a finite"),
     ],
 )

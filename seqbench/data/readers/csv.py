@@ -70,7 +70,7 @@ class CsvReader(Reader):
         col = find_columns(path, header, wanted)
         u, i, t, r = col["user_col"], col["item_col"], col["time_col"], col.get("rating_col")
         acc = InteractionAccumulator(has_time=True, has_rating=r is not None)
-        kinds: set[str] = set()
+        first_kind = None
         n = len(header)
         for row in rows:
             if not row:
@@ -85,13 +85,13 @@ class CsvReader(Reader):
             if r is not None:
                 rating = parse_number(row[r], path, lineno, options.rating_col or "rating")
             time, kind = _time(row[t], path, lineno)
-            kinds.add(kind)
-            if len(kinds) > 1:
+            first_kind = first_kind or kind
+            if kind != first_kind:
                 raise DataFormatError(
                     path,
                     lineno,
-                    f"timestamp {row[t]!r} after {kinds - {kind}} ones",
-                    f"{kind}s only",
+                    f"{kind} timestamp {row[t]!r} among {first_kind} ones",
+                    f"{first_kind}s throughout (mixed, they would sort wrongly)",
                 )
             acc.add(row[u], row[i], time, rating)
         return acc.finish()
