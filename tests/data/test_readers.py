@@ -297,6 +297,7 @@ def test_old_mac_line_endings_are_refused(tmp_path: Path) -> None:
         ("pairs", {"sep": ""}, "a separator cannot be empty"),
         ("csv", {"sep": "::"}, "must be one character"),
         ("sequences", {"encoding": "klingon"}, "unknown text encoding 'klingon'"),
+        ("grouplens", {"encoding": "klingon"}, "unknown text encoding 'klingon'"),
     ],
 )
 def test_bad_option_values_are_config_errors(fmt: str, options: dict, message: str) -> None:

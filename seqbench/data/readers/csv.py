@@ -7,7 +7,6 @@ converted to POSIX seconds (naive ones read as UTC).
 from __future__ import annotations
 
 import csv
-import math
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
@@ -63,8 +62,11 @@ class CsvReader(Reader):
         header = next(rows, None)
         if header is None:
             raise DataFormatError(path, 1, "the file is empty", "a header row")
-        wanted = {"user_col": options.user_col, "item_col": options.item_col}
-        wanted["time_col"] = options.time_col
+        wanted = {
+            "user_col": options.user_col,
+            "item_col": options.item_col,
+            "time_col": options.time_col,
+        }
         if options.rating_col is not None:
             wanted["rating_col"] = options.rating_col
         col = find_columns(path, header, wanted)
@@ -100,13 +102,11 @@ class CsvReader(Reader):
 def _time(value: str, path: Path, lineno: int) -> tuple[float, str]:
     """(POSIX-like seconds, "number" or "date-time"); mixing the two would misorder the log."""
     try:
-        number = float(value)
+        float(value)
     except ValueError:
         pass
     else:
-        if not math.isfinite(number):
-            raise DataFormatError(path, lineno, f"timestamp {value!r}", "a finite number")
-        return number, "number"
+        return parse_number(value, path, lineno, "timestamp"), "number"
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:

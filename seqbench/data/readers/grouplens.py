@@ -10,6 +10,7 @@ from pathlib import Path
 
 from seqbench.data.raw import InteractionAccumulator, RawInteractions
 from seqbench.data.readers.base import (
+    Encoding,
     ProgressFn,
     Reader,
     ReaderOptions,
@@ -25,7 +26,9 @@ _KNOWN_FILES = {"u.data": "\t", "ratings.dat": "::"}
 
 class GroupLensOptions(ReaderOptions):
     sep: Separator | None = None  # None: by file name (u.data: tab, *.dat: '::')
-    encoding: str = "latin-1"  # MovieLens files predate UTF-8; ids and numbers are ASCII anyway
+    encoding: Encoding = (
+        "latin-1"  # MovieLens files predate UTF-8; ids and numbers are ASCII anyway
+    )
 
 
 @register_reader

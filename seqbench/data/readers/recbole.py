@@ -71,8 +71,11 @@ class RecBoleReader(Reader):
                 path, 1, "the file is empty", "a header line of 'name:type' fields"
             )
         columns = _parse_header(path, header[1])
-        wanted = {"user_field": options.user_field, "item_field": options.item_field}
-        wanted["time_field"] = options.time_field
+        wanted = {
+            "user_field": options.user_field,
+            "item_field": options.item_field,
+            "time_field": options.time_field,
+        }
         if options.rating_field in columns:  # optional: read when present
             wanted["rating_field"] = options.rating_field
         col = find_columns(path, columns, wanted)
