@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 import seqbench
-from seqbench.cli import data
+from seqbench.cli import data, models, report, run, validate
 from seqbench.cli.common import invocation, out, setup_logging
 
 app = typer.Typer(
@@ -17,6 +17,10 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(data.app, name="data")
+app.command("run")(run.run)
+app.command("models")(models.list_models)
+app.command("validate")(validate.validate)
+app.command("report")(report.report)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,5 @@
+"""``python -m seqbench`` = the ``seqbench`` command."""
+
+from seqbench.cli.main import main
+
+main()

@@ -1,0 +1,241 @@
+"""Cells, the unit of work of a suite: one dataset × model variant × seed, with a content hash.
+
+A cell carries every resolved setting the worker needs and travels to it as JSON
+(:meth:`Cell.to_json` / :meth:`Cell.from_json`). Its hash covers exactly what can change its
+numbers (:meth:`Cell.identity`) and nothing else, so that a result is found again under any
+results folder, suite name or label, and recomputed whenever the data, the protocol, a setting
+or seqbench's arithmetic changes. This module stays light (no torch, no TOML): the worker
+imports it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from seqbench.data.load import DatasetSpec
+from seqbench.data.protocol import Protocol
+from seqbench.metrics import TiePolicy, parse_metric
+
+#: Bump whenever model, trainer or evaluator arithmetic changes the numbers of an unchanged
+#: cell: every cell hash changes with it, so old results are not reused.
+NUMERICS_VERSION = 1
+
+#: What a suite, dataset or variant name may hold: it names a folder (no leading dot, which
+#: would hide it or clash with the store's ``.tmp``/``.locks``).
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$")
+SAFE_NAME_TEXT = "letters, digits, '.', '_' and '-', not starting with '.' (it names a folder)"
+_LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9._=,+@-]")
+
+Role = Literal["baseline", "proposed"]
+
+#: The keys of a dataset source fingerprint (see :func:`source_fingerprint`).
+SOURCE_KEYS = ("sha256", "format", "format_version", "options")
+
+
+def _canonical_metric(name: str) -> str:
+    try:
+        kind, k = parse_metric(name)
+    except ValueError:
+        raise ValueError(
+            "a metric NAME@K with NAME one of hr, ndcg, mrr and K ≥ 1, e.g. 'ndcg@10'"
+        ) from None
+    return f"{kind}@{k}"
+
+
+class TrainSettings(BaseModel):
+    """The suite's ``[train]`` section (RecBole's meaning for every key)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epochs: int = Field(300, ge=1, description="most epochs to train")
+    batch_size: int = Field(2048, ge=1, description="training samples per step")
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate")
+    weight_decay: float = Field(0.0, ge=0, description="Adam weight decay")
+    stopping_step: int = Field(
+        10, ge=0, description="stop after stopping_step + 1 epochs without improvement"
+    )
+    valid_metric: str = Field("ndcg@10", description="validation metric for early stopping")
+    clip_grad_norm: float | None = Field(None, gt=0, description="gradient norm clip; unset: none")
+
+    @field_validator("valid_metric")
+    @classmethod
+    def _metric(cls, value: str) -> str:
+        return _canonical_metric(value)
+
+
+class EvalSettings(BaseModel):
+    """The suite's ``[eval]`` section."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    metrics: list[Annotated[str, AfterValidator(_canonical_metric)]] = Field(
+        default_factory=lambda: ["hr@10", "ndcg@10", "mrr@10"],
+        min_length=1,
+        description="metrics reported (all are derived from the stored ranks)",
+    )
+    ties: TiePolicy = Field("pessimistic", description="where a target sits among tied scores")
+    mask_history: bool = Field(False, description="exclude the user's past items from ranking")
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, names: list[str]) -> list[str]:
+        if len(set(names)) != len(names):
+            raise ValueError("each metric once")
+        return names
+
+
+class Variant(BaseModel):
+    """One model configuration of a suite: a models entry × ablation × sweep point."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    label: str  # names the result folder: name or model, +ablation, @sweep point
+    model: str
+    ablation: str
+    sweep: dict[str, Any] = Field(default_factory=dict)  # this point's value of each swept key
+    params: dict[str, Any] = Field(default_factory=dict)  # every model parameter, resolved
+    overrides: dict[str, Any] = Field(default_factory=dict)  # model parameters the suite set
+    role: Role = "baseline"
+    order: tuple[int, ...] = ()  # (models entry, ablation, sweep point) indices
+
+
+class Cell(BaseModel):
+    """Everything needed to train and evaluate one dataset × variant × seed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    suite: str
+    dataset: DatasetSpec  # as the suite gave it, with an absolute path
+    protocol: Protocol  # after suite, dataset and sweep overrides
+    variant: Variant
+    seed: int
+    train: TrainSettings
+    eval: EvalSettings
+    backend: str = "torch"
+    precision: str = "fp32"
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able dict that :meth:`from_json` turns back into an equal cell."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Cell:
+        return cls.model_validate(dict(data))
+
+    def identity(self, source: Mapping[str, Any]) -> dict[str, Any]:
+        """What can change this cell's numbers, given its dataset's source fingerprint.
+
+        Names, labels, roles, order, the dataset's path and where results go are left out on
+        purpose: renaming or moving things must not orphan a result.
+        """
+        return {
+            "source": {key: source[key] for key in SOURCE_KEYS},
+            "protocol": self.protocol.fingerprint(),
+            "model": self.variant.model,
+            "ablation": self.variant.ablation,
+            "params": dict(self.variant.params),
+            "train": self.train.model_dump(mode="json"),
+            # the order metrics are listed in changes no number
+            "eval": {**self.eval.model_dump(mode="json"), "metrics": sorted(self.eval.metrics)},
+            "seed": self.seed,
+            "backend": self.backend,
+            "precision": self.precision,
+            "numerics_version": NUMERICS_VERSION,
+        }
+
+    def hash(self, source: Mapping[str, Any]) -> str:
+        """sha256 (hex) of the canonical JSON of :meth:`identity`."""
+        return hashlib.sha256(canonical_json(self.identity(source)).encode()).hexdigest()
+
+    def directory(self, cell_hash: str) -> PurePosixPath:
+        """Where the cell's result goes, relative to ``<results root>/<suite>/``."""
+        return PurePosixPath(
+            self.dataset.name, self.variant.label, f"seed-{self.seed}-{cell_hash[:8]}"
+        )
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no spaces, floats as their repr (shortest round-trip form), UTF-8."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def variant_label(model: str, name: str | None, ablation: str, sweep: Mapping[str, Any]) -> str:
+    """``name`` or ``model``, ``+ablation`` unless full, ``@k=v,k2=v2`` for a sweep point.
+
+    Characters that do not belong in a folder name become ``_``.
+    """
+    label = name or model
+    if ablation != "full":
+        label += f"+{ablation}"
+    if sweep:
+        label += "@" + ",".join(f"{k}={format_value(v)}" for k, v in sweep.items())
+    return _LABEL_UNSAFE.sub("_", label)
+
+
+def format_value(value: Any) -> str:
+    """A value as a suite would spell it, compactly (``true``, ``0.001``, ``gelu``, ``[1,2]``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and math.isfinite(value):
+        return repr(value)
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    return canonical_json(value)
+
+
+def source_fingerprint(
+    spec: DatasetSpec,
+    *,
+    cache_dir: Path | str | None = None,
+    mirror: str | None = None,
+    download: bool,
+) -> dict[str, Any] | None:
+    """The dataset part of a cell's identity: ``{sha256, format, format_version, options}``.
+
+    Hashes local files (remembered in the cache) and generates synthetic data. A registry
+    dataset not yet downloaded (or whose download no longer matches its checksum) is fetched
+    only with ``download``; otherwise the result is None, so that ``seqbench validate`` and
+    ``run --dry-run`` never touch the network.
+    """
+    from seqbench.data.cache import cache_root, ensure_writable_dir
+    from seqbench.data.load import resolve_source
+
+    root = ensure_writable_dir(cache_root(cache_dir))
+    if not download and not _downloaded(spec, root):
+        return None
+    source = resolve_source(spec, root, mirror=mirror)
+    return {
+        "sha256": source.sha256,
+        "format": source.format,
+        "format_version": source.version,
+        "options": source.options,
+    }
+
+
+def _downloaded(spec: DatasetSpec, root: Path) -> bool:
+    """Whether reading ``spec`` needs no download: a local path, generated data, or a
+    registry file already in the cache that matches its checksum."""
+    from seqbench.data.cache import read_json
+    from seqbench.data.registry import DATASETS
+
+    entry = DATASETS.get(spec.name)
+    if spec.path is not None or entry is None or entry.remote is None:
+        return True
+    downloads = root / "downloads"
+    file = downloads / entry.name / entry.remote.filename
+    trusted = read_json(downloads / "trusted-sha256.json").get(entry.name, {}).get("sha256")
+    known = entry.remote.known_hash or (f"sha256:{trusted}" if trusted else None)
+    if not file.is_file() or known is None:
+        return False
+    import pooch  # lazy: pulls in requests
+
+    algorithm, _, digest = known.partition(":")
+    return bool(pooch.file_hash(str(file), alg=algorithm) == digest.lower())

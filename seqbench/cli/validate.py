@@ -1,0 +1,181 @@
+"""``seqbench validate SUITE.toml``: check a suite and show what it would run, training nothing.
+
+The same plan is printed by ``seqbench run --dry-run`` (:func:`print_plan`). Neither downloads:
+a cell whose dataset is not downloaded yet shows its hash as "(after download)".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from seqbench.cli.common import out, reports_errors
+
+if TYPE_CHECKING:
+    from seqbench.cells import Cell
+    from seqbench.suite import Suite
+
+AFTER_DOWNLOAD = "(after download)"
+
+#: Hashes of the cells: a list aligned with them, or a mapping from ``id(cell)``; None = unknown.
+Hashes = Sequence[str | None] | Mapping[int, str | None]
+
+
+@reports_errors
+def validate(
+    suite_file: Annotated[Path, typer.Argument(metavar="SUITE.toml", help="The suite to check.")],
+    json_: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(help="Dataset cache (default: $SEQBENCH_CACHE_DIR or the user cache)."),
+    ] = None,
+) -> None:
+    """Check a suite file and print the resolved suite and its cells (no training, no download).
+
+    Every problem in the file is listed at once, one per line, with the line and key, what was
+    expected and the closest valid name; the exit status is then 1.
+    """
+    from seqbench.cells import source_fingerprint
+    from seqbench.suite import load_suite
+
+    suite = load_suite(suite_file)
+    cells = suite.cells()
+    sources: dict[str, dict[str, Any] | None] = {}
+    hashes: list[str | None] = []
+    for cell in cells:
+        key = cell.dataset.model_dump_json()
+        if key not in sources:
+            sources[key] = source_fingerprint(cell.dataset, cache_dir=cache_dir, download=False)
+        source = sources[key]
+        hashes.append(cell.hash(source) if source is not None else None)
+    if json_:
+        out.print_json(json.dumps(plan_json(suite, cells, hashes)))
+    else:
+        print_plan(suite, cells, hashes)
+
+
+def plan_json(suite: Suite, cells: list[Cell], hashes: Hashes) -> dict[str, Any]:
+    """The resolved suite and its cells as JSON-able data (hash and directory null until the
+    dataset is downloaded)."""
+    listed = _hash_list(cells, hashes)
+    return {
+        "suite": suite.describe(),
+        "cells": [
+            {
+                "index": i,
+                "hash": h,
+                "directory": str(cell.directory(h)) if h else None,
+                **cell.to_json(),
+            }
+            for i, (cell, h) in enumerate(zip(cells, listed, strict=True))
+        ],
+        "count": len(cells),
+    }
+
+
+def print_plan(suite: Suite, cells: list[Cell], hashes: Hashes) -> None:
+    """Print the resolved suite (settings, datasets, models) and a table of ``cells``.
+
+    ``hashes``: each cell's hash, as a list aligned with ``cells`` or a mapping from
+    ``id(cell)``; None where the dataset still has to be downloaded.
+    """
+    listed = _hash_list(cells, hashes)
+    line = _line
+    line(f"[bold]suite {escape(suite.name)}[/]  ({escape(str(suite.file))})")
+    if suite.description:
+        line(f"  {escape(suite.description)}")
+    line(f"  seeds     {', '.join(str(s) for s in suite.seeds)}")
+    line(f"  protocol  {_settings(suite.protocol.model_dump())}")
+    line(f"  train     {_settings(suite.train.model_dump())}")
+    line(f"  eval      {_settings(suite.eval.model_dump())}")
+
+    line("[bold]datasets[/]")
+    for plan in suite.datasets:
+        spec = plan.spec
+        source = str(spec.path) if spec.path is not None else "registry"
+        fmt = f", format {spec.format}" if spec.format else ""
+        line(f"  {escape(spec.name)}  ({escape(source)}{escape(fmt)})")
+        if spec.options:
+            line(f"    options   {_settings(spec.options)}")
+        line(f"    protocol  {_settings(plan.protocol.model_dump())}")
+
+    line("[bold]models[/]")
+    for i, model in enumerate(suite.models):
+        named = f" (name {model.name})" if model.name else ""
+        line(
+            f"  [{i}] {escape(model.model)}{escape(named)}  role {model.role}; "
+            f"ablations {', '.join(model.ablations)}"
+        )
+        if model.sweep:
+            swept = "; ".join(
+                f"{k} ∈ {_value(v)} ({model.sweep_targets[k]})" for k, v in model.sweep.items()
+            )
+            line(f"    sweep     {swept}")
+        params = {k: "(swept)" if k in model.sweep else v for k, v in model.params.items()}
+        line(f"    params    {_settings(params) or '(none)'}")
+        if model.overrides:
+            line(f"    set here  {_settings(model.overrides)}")
+
+    table = Table(title=None, show_edge=False, pad_edge=False, header_style="bold")
+    for column, justify in (("#", "right"), ("dataset", "left"), ("variant", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    table.add_column("seed", justify="right")
+    table.add_column("hash", no_wrap=True)
+    for i, (cell, h) in enumerate(zip(cells, listed, strict=True)):
+        table.add_row(
+            str(i),
+            escape(cell.dataset.name),
+            escape(cell.variant.label),
+            str(cell.seed),
+            h[:8] if h else AFTER_DOWNLOAD,
+        )
+    out.print(table)
+    variants = len({c.variant.label for c in cells})
+    datasets = len({c.dataset.name for c in cells})
+    seeds = len({c.seed for c in cells})
+    line(
+        f"{len(cells)} cells = {datasets} dataset{_s(datasets)} × {variants} "
+        f"variant{_s(variants)} × {seeds} seed{_s(seeds)}"
+    )
+    if any(h is None for h in listed):
+        line(
+            f"hash {AFTER_DOWNLOAD}: the dataset is not downloaded yet "
+            "(seqbench data prepare NAME fetches it; seqbench run does too)"
+        )
+
+
+def _hash_list(cells: list[Cell], hashes: Hashes) -> list[str | None]:
+    if isinstance(hashes, Mapping):
+        return [hashes.get(id(cell)) for cell in cells]
+    listed = list(hashes)
+    if len(listed) != len(cells):
+        raise ValueError(f"{len(listed)} hashes for {len(cells)} cells")
+    return listed
+
+
+def _line(text: str) -> None:
+    out.print(text, highlight=False)
+
+
+def _settings(values: Mapping[str, Any]) -> str:
+    return escape(", ".join(f"{k}={_value(v)}" for k, v in values.items()))
+
+
+def _value(value: Any) -> str:
+    from seqbench.cells import format_value
+
+    if value is None:
+        return "unset"
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    return format_value(value)
+
+
+def _s(n: int) -> str:
+    return "" if n == 1 else "s"

@@ -1,0 +1,1 @@
+"""Blocks shared by several models (RecBole-style transformer, initialisers)."""

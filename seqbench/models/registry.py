@@ -1,0 +1,124 @@
+"""The model registry: one decorator per model declares everything the rest of seqbench needs.
+
+Each entry names the model's typed parameters (a pydantic model whose defaults are the official
+ones), its ablation switches, whether it is causal (it never sees a position to the right of
+the one it predicts from) and whether it can give an output at every position. The model
+listing, "did you mean" hints and every "available: …" message come from here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from seqbench.errors import ConfigError, UnknownNameError, suggestion
+from seqbench.validation import validate_options
+
+if TYPE_CHECKING:
+    from seqbench.models.base import SequentialRecommender
+
+FULL = "full"
+PLUGINS = "SEQBENCH_PLUGINS"
+
+
+class ModelParams(BaseModel):
+    """Base of every model's parameters: strict (unknown keys are errors) and immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the registry knows about one model."""
+
+    name: str
+    cls: type[SequentialRecommender]
+    params: type[ModelParams]
+    summary: str
+    ablations: dict[str, str] = field(default_factory=dict)  # name → what it switches off
+    causal: bool = True
+    all_positions: bool = True
+    reference: str = ""  # the official code and paper it follows
+
+    def validate_params(self, values: dict[str, Any], where: str) -> ModelParams:
+        return validate_options(self.params, values, where)
+
+    def check_ablation(self, ablation: str, where: str) -> None:
+        if ablation not in self.ablations:
+            raise ConfigError(
+                f"{where}: model {self.name!r} has no ablation {ablation!r}"
+                + suggestion(ablation, self.ablations)
+            )
+
+
+MODELS: dict[str, ModelSpec] = {}
+
+C = TypeVar("C", bound="type[SequentialRecommender]")
+
+
+def register_model(
+    name: str,
+    *,
+    params: type[ModelParams],
+    summary: str,
+    ablations: dict[str, str] | None = None,
+    causal: bool = True,
+    all_positions: bool = True,
+    reference: str = "",
+) -> Callable[[C], C]:
+    """Class decorator adding a model to :data:`MODELS`; ``full`` is always an ablation."""
+
+    def decorate(cls: C) -> C:
+        if name in MODELS:
+            raise ValueError(f"model {name!r} is registered twice")
+        switches = {FULL: "the model as published", **(ablations or {})}
+        MODELS[name] = ModelSpec(
+            name=name,
+            cls=cls,
+            params=params,
+            summary=summary,
+            ablations=switches,
+            causal=causal,
+            all_positions=all_positions,
+            reference=reference,
+        )
+        cls.spec_name = name
+        return cls
+
+    return decorate
+
+
+def get_model(name: str) -> ModelSpec:
+    """The registry entry of ``name``; an error listing the models (with a hint) otherwise."""
+    _load_builtin_models()
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise UnknownNameError("model", name, MODELS) from None
+
+
+def all_models() -> dict[str, ModelSpec]:
+    _load_builtin_models()
+    return dict(MODELS)
+
+
+def _load_builtin_models() -> None:
+    """Import the model modules (they register themselves); torch is imported only here.
+
+    ``$SEQBENCH_PLUGINS`` names further modules (comma-separated, importable from the working
+    directory or ``PYTHONPATH``) that register models of their own; worker processes inherit it.
+    """
+    import seqbench.models.zoo  # noqa: F401
+
+    for module in filter(None, (m.strip() for m in os.environ.get(PLUGINS, "").split(","))):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise ConfigError(
+                f"${PLUGINS}: cannot import model plugin {module!r} ({exc})"
+            ) from None

@@ -1,0 +1,195 @@
+"""Training loop with RecBole's early stopping, and the final valid/test evaluation.
+
+One explicit loop, no trainer framework (style-anchors §2): Adam with the suite's lr and weight
+decay, no schedule (model-reference §1.8); cross-entropy at the last real position (the model's
+``loss``); validation after every epoch on ``valid_metric``; a value ≥ the best so far counts as
+an improvement (ties reset the counter, as RecBole's ``early_stopping``) and snapshots the
+weights; training stops once ``stopping_step + 1`` epochs in a row did not improve (§1.7); the
+best weights are restored before the test pass.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from seqbench import metrics
+from seqbench.batches import DeviceSplit
+from seqbench.data.dataset import SequentialDataset
+from seqbench.errors import SeqbenchError
+from seqbench.evaluate import RankCounts, rank_split
+from seqbench.models.base import SequentialRecommender
+
+#: Receives progress events: {"event": "epoch_start" | "batch" | "epoch", ...}.
+EventFn = Callable[[dict[str, Any]], None]
+
+
+class NonFiniteLossError(SeqbenchError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """What the loop needs from a suite's ``[train]`` and ``[eval]`` sections."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    stopping_step: int
+    valid_metric: str
+    clip_grad_norm: float | None
+    mask_history: bool
+    ties: metrics.TiePolicy
+    metrics: tuple[str, ...]
+    eval_batch_size: int = 4096
+
+
+@dataclass
+class Outcome:
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int | None = None
+    epochs_run: int = 0
+    stopped_early: bool = False
+    train_seconds: float = 0.0
+    valid: RankCounts | None = None
+    test: RankCounts | None = None
+    inference_seconds: float = 0.0
+    train_peak: dict[str, float] = field(default_factory=dict)
+    eval_peak: dict[str, float] = field(default_factory=dict)
+
+
+def fit_and_evaluate(
+    model: SequentialRecommender,
+    dataset: SequentialDataset,
+    settings: TrainSettings,
+    *,
+    seed: int,
+    device: torch.device,
+    on_event: EventFn | None = None,
+    memory_probe: Callable[[], dict[str, float]] | None = None,
+) -> Outcome:
+    """Train ``model`` on ``dataset`` (early stopping on valid), then rank valid and test."""
+    emit = on_event or (lambda event: None)
+    probe = memory_probe or (lambda: {})
+    max_len = dataset.protocol.max_len
+    valid = DeviceSplit(dataset, "valid", max_len, device)
+    outcome = Outcome()
+    if model.trainable:
+        _fit(model, dataset, valid, settings, seed, device, emit, outcome)
+    else:
+        start = time.perf_counter()
+        model.fit_statistics(dataset)
+        outcome.train_seconds = time.perf_counter() - start
+    outcome.train_peak = probe()
+
+    outcome.valid = _rank(model, valid, dataset, settings)
+    test = DeviceSplit(dataset, "test", max_len, device)
+    _synchronize(device)
+    start = time.perf_counter()
+    outcome.test = _rank(model, test, dataset, settings)
+    _synchronize(device)
+    outcome.inference_seconds = time.perf_counter() - start
+    outcome.eval_peak = probe()
+    return outcome
+
+
+def _fit(
+    model: SequentialRecommender,
+    dataset: SequentialDataset,
+    valid: DeviceSplit,
+    settings: TrainSettings,
+    seed: int,
+    device: torch.device,
+    emit: EventFn,
+    outcome: Outcome,
+) -> None:
+    train = DeviceSplit(dataset, "train", dataset.protocol.max_len, device)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+    )
+    shuffle = torch.Generator().manual_seed(seed)
+    best_score = -math.inf
+    best_state: dict[str, torch.Tensor] | None = None
+    misses = 0
+    n_batches = train.n_batches(settings.batch_size)
+    for epoch in range(settings.epochs):
+        emit({"event": "epoch_start", "epoch": epoch, "batches": n_batches})
+        model.train()
+        _synchronize(device)
+        start = time.perf_counter()
+        total, seen = torch.zeros((), device=device), 0
+        for i, batch in enumerate(train.batches(settings.batch_size, shuffle)):
+            loss = model.loss(batch.items, batch.lengths, batch.targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if settings.clip_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip_grad_norm)
+            optimizer.step()
+            total += loss.detach() * batch.targets.shape[0]
+            seen += batch.targets.shape[0]
+            emit({"event": "batch", "batch": i + 1, "batches": n_batches})
+        mean_loss = float(total) / max(seen, 1)  # one device sync per epoch, not per batch
+        _synchronize(device)
+        seconds = time.perf_counter() - start
+        outcome.train_seconds += seconds
+        if not math.isfinite(mean_loss):
+            raise NonFiniteLossError(
+                f"the training loss is {mean_loss} in epoch {epoch}; lower the learning rate "
+                f"(lr = {settings.lr}) or set [train] clip_grad_norm"
+            )
+        eval_start = time.perf_counter()
+        scores = metric_values(_rank(model, valid, dataset, settings), settings)
+        score = scores[settings.valid_metric]
+        improved = score >= best_score  # RecBole: a tie counts as an improvement
+        if improved:
+            best_score, misses, outcome.best_epoch = score, 0, epoch
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            misses += 1
+        outcome.epochs_run = epoch + 1
+        record = {
+            "epoch": epoch,
+            "loss": mean_loss,
+            "valid": scores,
+            "seconds": seconds,
+            "eval_seconds": time.perf_counter() - eval_start,
+        }
+        outcome.curve.append(record)
+        emit({"event": "epoch", **record, "best_epoch": outcome.best_epoch, "improved": improved})
+        if misses > settings.stopping_step:
+            outcome.stopped_early = True
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+
+
+def _rank(
+    model: SequentialRecommender,
+    split: DeviceSplit,
+    dataset: SequentialDataset,
+    settings: TrainSettings,
+) -> RankCounts:
+    return rank_split(
+        model,
+        split,
+        dataset.n_items,
+        batch_size=settings.eval_batch_size,
+        mask_history=settings.mask_history,
+    )
+
+
+def metric_values(counts: RankCounts, settings: TrainSettings) -> dict[str, float]:
+    """The suite's metrics (and the validation metric) averaged over a split's users."""
+    names = dict.fromkeys((*settings.metrics, settings.valid_metric))
+    return {name: metrics.mean(name, counts.higher, counts.tied, settings.ties) for name in names}
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -1,0 +1,166 @@
+"""``seqbench run`` end to end, in real processes: resume, SIGKILL, failures, filters, repeats."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO
+
+TINY = """
+[suite]
+name = "tiny"
+seeds = [1, 2]
+
+[train]
+epochs = 3
+batch_size = 128
+stopping_step = 5
+
+[[datasets]]
+name = "synthetic"
+options = {{ n_users = 150, n_items = 40, seed = 3 }}
+protocol = {{ max_len = 10 }}
+
+[[models]]
+model = "sasrec"
+params = {{ hidden_size = 16, n_layers = 1, n_heads = 1, inner_size = 32 }}
+
+[[models]]
+model = "pop"
+{extra}
+"""
+
+BROKEN = """
+[[models]]
+model = "exploding"
+"""
+
+
+def write_suite(tmp_path: Path, extra: str = "") -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY.format(extra=extra), encoding="utf-8")
+    return path
+
+
+def seqbench(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    environ = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "seqbench", *args],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=300,
+    )
+
+
+def cell_dirs(root: Path) -> list[Path]:
+    return sorted(p.parent for p in (root / "tiny").glob("*/*/seed-*/result.json"))
+
+
+def results(root: Path) -> dict[str, dict]:
+    return {
+        str(d.relative_to(root)): json.loads((d / "result.json").read_text())
+        for d in cell_dirs(root)
+    }
+
+
+def test_run_twice_trains_nothing_the_second_time(tmp_path: Path) -> None:
+    suite, root = write_suite(tmp_path), tmp_path / "R"
+    first = seqbench("run", str(suite), "--results", str(root), "--quiet")
+    assert first.returncode == 0, first.stderr + first.stdout
+    done = results(root)
+    assert len(done) == 4 and all(r["status"] == "ok" for r in done.values())
+    some = next(iter(done.values()))
+    assert set(some["metrics"]["test"]) == {"hr@10", "ndcg@10", "mrr@10"}
+    assert some["environment"]["torch"] and some["cell"]["hash"].startswith(
+        Path(next(iter(done))).name.split("-")[-1]
+    )
+    stamps = {d: (d / "result.json").stat().st_mtime_ns for d in cell_dirs(root)}
+
+    second = seqbench("run", str(suite), "--results", str(root), "--quiet")
+    assert second.returncode == 0
+    assert "nothing to train: all 4 cells are complete" in second.stdout
+    assert {d: (d / "result.json").stat().st_mtime_ns for d in cell_dirs(root)} == stamps
+
+
+@pytest.mark.parametrize("point", ["epoch=1", "before-result"])
+def test_sigkill_mid_cell_then_rerun_completes_without_duplicates(
+    tmp_path: Path, point: str
+) -> None:
+    suite, root = write_suite(tmp_path), tmp_path / "R"
+    marker = tmp_path / "fired"
+    killed = seqbench(
+        "run", str(suite), "--results", str(root), "--quiet",
+        env={"SEQBENCH_FAULT": f"kill-runner@{point}:{marker}"},
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL
+    assert marker.exists()
+    assert len(cell_dirs(root)) < 4  # it really died mid-suite
+
+    rerun = seqbench("run", str(suite), "--results", str(root), "--quiet")
+    assert rerun.returncode == 0, rerun.stderr + rerun.stdout
+    done = results(root)  # every result.json parses
+    assert len(done) == 4 and all(r["status"] == "ok" for r in done.values())
+    hashes = [r["cell"]["hash"] for r in done.values()]
+    assert len(set(hashes)) == 4  # no cell twice
+    assert not list((root / "tiny" / ".tmp").iterdir())  # the dead writer's scratch is gone
+
+
+def test_a_failing_cell_is_recorded_and_the_others_go_on(tmp_path: Path) -> None:
+    suite, root = write_suite(tmp_path, BROKEN), tmp_path / "R"
+    env = {"SEQBENCH_PLUGINS": "tests.plugins.broken_models"}
+    run = seqbench("run", str(suite), "--results", str(root), "--quiet", env=env)
+    assert run.returncode == 1
+    assert "FAILED synthetic/exploding seed 1: exploding model: boom" in run.stdout
+    done = results(root)
+    failed = {k: r for k, r in done.items() if r["status"] == "failed"}
+    assert len(done) == 6 and len(failed) == 2
+    for key, r in failed.items():
+        assert r["error"]["type"] == "RuntimeError"
+        assert "boom" in r["error"]["traceback"]
+        assert "boom" in (root / key / "cell.log").read_text()
+
+    again = seqbench("run", str(suite), "--results", str(root), "--quiet", env=env)
+    assert again.returncode == 1  # failed cells are retried (and fail again), the rest skipped
+    assert "4 already complete" in again.stdout and "2 trained, 2 failed" in again.stdout
+
+
+def test_only_and_dry_run(tmp_path: Path) -> None:
+    suite, root = write_suite(tmp_path), tmp_path / "R"
+    dry = seqbench("run", str(suite), "--results", str(root), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "sasrec" in dry.stdout and "pop" in dry.stdout
+    assert not root.exists() or not cell_dirs(root)
+
+    only = seqbench("run", str(suite), "--results", str(root), "--quiet", "--only", "model=pop")
+    assert only.returncode == 0, only.stderr
+    assert [r["cell"]["variant"]["model"] for r in results(root).values()] == ["pop", "pop"]
+
+    bad = seqbench("run", str(suite), "--results", str(root), "--only", "modle=pop")
+    assert bad.returncode == 1 and "KEY one of dataset, model" in bad.stderr
+    none = seqbench("run", str(suite), "--results", str(root), "--only", "model=gru*")
+    assert none.returncode == 1 and "matches none" in none.stderr
+
+
+def test_cells_are_bit_for_bit_repeatable_across_processes(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path)
+    for root in ("A", "B"):
+        args = ["run", str(suite), "--results", str(tmp_path / root), "--quiet"]
+        assert seqbench(*args, "--only", "model=sasrec,seed=1").returncode == 0
+    a, b = (results(tmp_path / r) for r in ("A", "B"))
+    assert a.keys() == b.keys() and len(a) == 1  # the same cell, the same hash
+    key = next(iter(a))
+    assert [e["loss"] for e in a[key]["curve"]] == [e["loss"] for e in b[key]["curve"]]
+    assert a[key]["metrics"] == b[key]["metrics"]
+    ranks_a = np.load(tmp_path / "A" / key / "ranks.npz")
+    ranks_b = np.load(tmp_path / "B" / key / "ranks.npz")
+    for name in ("users", "valid_rank", "test_rank", "test_tied"):
+        np.testing.assert_array_equal(ranks_a[name], ranks_b[name])

@@ -1,0 +1,89 @@
+"""The training loop: RecBole's early-stopping rule, best-state restore, determinism."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seqbench import train
+from tests.core.fixtures import LastItem, random_dataset
+
+
+def settings(**overrides) -> train.TrainSettings:
+    values = {
+        "epochs": 30, "batch_size": 16, "lr": 0.05, "weight_decay": 0.0, "stopping_step": 2,
+        "valid_metric": "ndcg@10", "clip_grad_norm": None, "mask_history": False,
+        "ties": "pessimistic", "metrics": ("hr@10", "ndcg@10"),
+    }  # fmt: skip
+    return train.TrainSettings(**{**values, **overrides})
+
+
+def fit(seed: int = 0, scripted: list[float] | None = None, monkeypatch=None, **kw):
+    ds = random_dataset()
+    torch.manual_seed(seed)
+    model = LastItem(ds.n_items)
+    states: list[dict[str, torch.Tensor]] = []
+
+    def on_event(event):
+        if event["event"] == "epoch":
+            states.append({k: v.clone() for k, v in model.state_dict().items()})
+
+    if scripted is not None:
+        values = iter(scripted)
+        real = train.metric_values
+
+        def fake(counts, s):
+            out = real(counts, s)
+            out[s.valid_metric] = next(values, 0.0)
+            return out
+
+        monkeypatch.setattr(train, "metric_values", fake)
+    outcome = train.fit_and_evaluate(
+        model, ds, settings(**kw), seed=seed, device=torch.device("cpu"), on_event=on_event
+    )
+    return model, outcome, states
+
+
+@pytest.mark.parametrize(
+    ("scores", "stopping_step", "epochs", "epochs_run", "best", "stopped"),
+    [
+        # a tie with the best counts as an improvement (RecBole), so the best moves to epoch 2
+        ([0.1, 0.3, 0.3, 0.2, 0.2, 0.2, 0.9], 2, 30, 6, 2, True),
+        # stop after stopping_step + 1 epochs without improvement
+        ([0.5, 0.4, 0.4, 0.4, 0.9], 2, 30, 4, 0, True),
+        ([0.5, 0.4, 0.9, 0.1], 0, 30, 2, 0, True),
+        # keeps improving: runs every epoch
+        ([0.1, 0.2, 0.3, 0.4], 1, 4, 4, 3, False),
+    ],
+)
+def test_recbole_early_stopping_rule(
+    monkeypatch, scores, stopping_step, epochs, epochs_run, best, stopped
+) -> None:
+    model, outcome, states = fit(
+        scripted=scores, monkeypatch=monkeypatch, stopping_step=stopping_step, epochs=epochs
+    )
+    assert outcome.epochs_run == epochs_run
+    assert outcome.best_epoch == best
+    assert outcome.stopped_early == stopped
+    assert [r["epoch"] for r in outcome.curve] == list(range(epochs_run))
+    # the weights tested are the best epoch's, not the last epoch's
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, states[best][key])
+    if best != epochs_run - 1:
+        assert any(not torch.equal(v, states[-1][k]) for k, v in model.state_dict().items())
+
+
+def test_training_learns_and_is_bit_for_bit_repeatable() -> None:
+    model_a, a, _ = fit(seed=1, epochs=5, stopping_step=10)
+    model_b, b, _ = fit(seed=1, epochs=5, stopping_step=10)
+    _, c, _ = fit(seed=2, epochs=5, stopping_step=10)
+    assert [r["loss"] for r in a.curve] == [r["loss"] for r in b.curve]
+    assert all(torch.equal(v, model_b.state_dict()[k]) for k, v in model_a.state_dict().items())
+    assert (a.test.higher == b.test.higher).all()
+    assert [r["loss"] for r in a.curve] != [r["loss"] for r in c.curve]
+    assert a.curve[-1]["loss"] < a.curve[0]["loss"]
+
+
+def test_non_finite_loss_fails_with_advice() -> None:
+    with pytest.raises(train.NonFiniteLossError, match="lower the learning rate"):
+        fit(lr=float("inf"))

@@ -1,0 +1,51 @@
+"""`seqbench models` through Typer's test runner."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from seqbench.cli.main import app
+
+runner = CliRunner()
+
+
+def test_lists_every_model_with_parameters_and_defaults() -> None:
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    for name in ("sasrec", "gru4rec", "pop"):
+        assert f"{name}:" in text
+    line = next(row for row in text.splitlines() if "hidden_dropout_prob" in row)
+    assert line.split()[1:3] == ["float", "0.5"]
+    assert "ablations: full" in text and "causal, all positions" in text
+    assert "not trained" in text  # pop
+
+
+def test_json_for_one_model() -> None:
+    result = runner.invoke(app, ["models", "sasrec", "--json"])
+    assert result.exit_code == 0, result.output
+    [model] = json.loads(result.stdout)
+    assert model["name"] == "sasrec" and model["causal"] and model["all_positions"]
+    params = {p["name"]: p for p in model["params"]}
+    assert params["n_heads"]["default"] == 2 and params["n_heads"]["type"] == "int"
+    assert params["hidden_act"]["type"] == "gelu|relu|swish|tanh|sigmoid"
+    assert params["attn_dropout_prob"]["constraints"] == ["≥ 0.0", "< 1.0"]
+    assert params["layer_norm_eps"]["default"] == 1e-12
+    assert all(p["description"] for p in params.values())
+    assert model["ablations"] == {"full": "the model as published"}
+
+
+def test_pop_has_no_parameters() -> None:
+    result = runner.invoke(app, ["models", "pop"])
+    assert result.exit_code == 0, result.output
+    assert "parameters: none" in result.stdout
+    assert "sasrec" not in result.stdout
+
+
+def test_unknown_model_is_one_line_with_a_hint() -> None:
+    result = runner.invoke(app, ["models", "gru4reck"])
+    assert result.exit_code == 1
+    assert "unknown model 'gru4reck'; did you mean 'gru4rec'?" in " ".join(result.stderr.split())
+    assert "Traceback" not in result.output

@@ -1,0 +1,35 @@
+"""Random right-padded batches and small helpers shared by the model tests."""
+
+from __future__ import annotations
+
+import torch
+
+from seqbench.models.base import SequentialRecommender
+from seqbench.models.registry import get_model
+
+
+def random_batch(
+    n_items: int, batch: int, max_len: int, seed: int = 0, min_length: int = 1
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(items (B, L) right-padded with 0, lengths (B,), targets (B,)), lengths min_length..L."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(min_length, max_len + 1, (batch,), generator=g)
+    items = torch.randint(1, n_items + 1, (batch, max_len), generator=g)
+    items = items * (torch.arange(max_len)[None, :] < lengths[:, None])
+    targets = torch.randint(1, n_items + 1, (batch,), generator=g)
+    return items, lengths, targets
+
+
+def build(
+    name: str, n_items: int = 50, max_len: int = 12, seed: int = 0, **params: object
+) -> SequentialRecommender:
+    """The registered model ``name`` with ``params`` over its defaults, seeded."""
+    spec = get_model(name)
+    torch.manual_seed(seed)
+    return spec.cls(spec.validate_params(params, name), n_items=n_items, max_len=max_len)
+
+
+NO_DROPOUT = {
+    "sasrec": {"hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0},
+    "gru4rec": {"dropout_prob": 0.0},
+}

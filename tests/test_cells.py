@@ -1,0 +1,340 @@
+"""Cells: the hash covers exactly what can change a cell's numbers; JSON round trip; sources."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import typing
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pytest
+
+from seqbench import cells as cells_module
+from seqbench.cells import (
+    NUMERICS_VERSION,
+    SOURCE_KEYS,
+    Cell,
+    EvalSettings,
+    TrainSettings,
+    Variant,
+    canonical_json,
+    source_fingerprint,
+    variant_label,
+)
+from seqbench.data import protocol as protocol_module
+from seqbench.data.cache import write_json_atomic
+from seqbench.data.load import DatasetSpec
+from seqbench.data.protocol import Protocol
+from seqbench.data.registry import DATASETS
+from seqbench.suite import load_suite
+from tests.test_suite import GOOD, FakeSeqParams, fake_models, write  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("fake_models")
+
+SOURCE: dict[str, Any] = {
+    "sha256": "a" * 64,
+    "format": "sequences",
+    "format_version": 1,
+    "options": {"encoding": "utf-8", "sep": None},
+}
+
+
+def base_cell() -> Cell:
+    return Cell(
+        suite="s",
+        dataset=DatasetSpec(name="beauty", path=Path("/data/Beauty.txt"), format="sequences"),
+        protocol=Protocol(),
+        variant=Variant(
+            label="fakeseq",
+            model="fakeseq",
+            ablation="full",
+            params=FakeSeqParams().model_dump(mode="json"),
+            role="baseline",
+            order=(0, 0, 0),
+        ),
+        seed=1,
+        train=TrainSettings(),
+        eval=EvalSettings(),
+    )
+
+
+def changed(cell: Cell, section: str, **update: Any) -> Cell:
+    """``cell`` with fields of one of its parts (or of itself, section "") replaced."""
+    if not section:
+        return cell.model_copy(update=update)
+    part = getattr(cell, section)
+    return cell.model_copy(update={section: part.model_copy(update=update)})
+
+
+# One alternative value per field: a new field without an entry here fails the tests below.
+PROTOCOL_ALTERNATIVES = {
+    "k_core": 3,
+    "max_len": 7,
+    "min_rating": 1.0,
+    "dedup": "first",
+    "time_precision": "float64",
+    "time_scaling": "minmax",
+}
+PROTOCOL_SINGLE_VALUED = {"split", "padding"}  # Literal fields with one value so far
+TRAIN_ALTERNATIVES = {
+    "epochs": 5,
+    "batch_size": 16,
+    "lr": 0.5,
+    "weight_decay": 0.1,
+    "stopping_step": 3,
+    "valid_metric": "hr@5",
+    "clip_grad_norm": 1.0,
+}
+EVAL_ALTERNATIVES = {"metrics": ["hr@5"], "ties": "expected", "mask_history": True}
+PARAM_ALTERNATIVES = {
+    "hidden_size": 32,
+    "n_layers": 3,
+    "n_heads": 4,
+    "dropout_prob": 0.1,
+    "hidden_act": "relu",
+    "kernel_sizes": [3],
+    "init": "xavier",
+}
+SOURCE_ALTERNATIVES = {
+    "sha256": "b" * 64,
+    "format": "pairs",
+    "format_version": 2,
+    "options": {"encoding": "latin-1", "sep": None},
+}
+VARIANT_CHANGING = {"model": "other", "ablation": "no_pos"}  # and params, below
+VARIANT_NEUTRAL = {
+    "label": "renamed",
+    "sweep": {"n_layers": 3},
+    "overrides": {"hidden_size": 8},
+    "role": "proposed",
+    "order": (4, 5, 6),
+}
+CELL_CHANGING = {"seed": 2, "backend": "other-backend", "precision": "bf16"}
+CELL_NEUTRAL = {
+    "suite": "another-suite",
+    # the dataset's name, path, format and options reach the hash only through its source
+    "dataset": DatasetSpec(name="b2", path=Path("/else/B.txt"), format="pairs", options={"a": 1}),
+}
+CELL_NESTED = {"protocol", "train", "eval", "variant"}
+
+
+def test_every_field_is_classified() -> None:
+    assert set(Protocol.model_fields) == set(PROTOCOL_ALTERNATIVES) | PROTOCOL_SINGLE_VALUED
+    for name in PROTOCOL_SINGLE_VALUED:
+        assert len(typing.get_args(Protocol.model_fields[name].annotation)) == 1
+    assert set(TrainSettings.model_fields) == set(TRAIN_ALTERNATIVES)
+    assert set(EvalSettings.model_fields) == set(EVAL_ALTERNATIVES)
+    assert set(FakeSeqParams.model_fields) == set(PARAM_ALTERNATIVES)
+    assert set(SOURCE_KEYS) == set(SOURCE_ALTERNATIVES)
+    assert set(Variant.model_fields) == {*VARIANT_CHANGING, "params", *VARIANT_NEUTRAL}
+    assert set(Cell.model_fields) == {*CELL_CHANGING, *CELL_NEUTRAL, *CELL_NESTED}
+
+
+def test_each_number_changing_setting_changes_the_hash() -> None:
+    cell = base_cell()
+    variants: dict[str, str] = {"base": cell.hash(SOURCE)}
+    for section, alternatives in [
+        ("protocol", PROTOCOL_ALTERNATIVES),
+        ("train", TRAIN_ALTERNATIVES),
+        ("eval", EVAL_ALTERNATIVES),
+        ("variant", VARIANT_CHANGING),
+        ("", CELL_CHANGING),
+    ]:
+        for name, value in alternatives.items():
+            other = changed(cell, section, **{name: value})
+            variants[f"{section}.{name}"] = other.hash(SOURCE)
+    for name, value in PARAM_ALTERNATIVES.items():
+        params = {**cell.variant.params, name: value}
+        variants[f"params.{name}"] = changed(cell, "variant", params=params).hash(SOURCE)
+    for name, value in SOURCE_ALTERNATIVES.items():
+        variants[f"source.{name}"] = cell.hash({**SOURCE, name: value})
+    assert len(set(variants.values())) == len(variants), variants
+
+
+def test_versions_change_the_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    cell = base_cell()
+    base = cell.hash(SOURCE)
+    monkeypatch.setattr(cells_module, "NUMERICS_VERSION", NUMERICS_VERSION + 1)
+    numerics = cell.hash(SOURCE)
+    monkeypatch.setattr(protocol_module, "PROTOCOL_VERSION", protocol_module.PROTOCOL_VERSION + 1)
+    both = cell.hash(SOURCE)
+    assert len({base, numerics, both}) == 3
+
+
+def test_names_labels_roles_order_and_paths_do_not_change_the_hash() -> None:
+    cell = base_cell()
+    base = cell.hash(SOURCE)
+    for name, value in VARIANT_NEUTRAL.items():
+        assert changed(cell, "variant", **{name: value}).hash(SOURCE) == base, name
+    for name, value in CELL_NEUTRAL.items():
+        assert changed(cell, "", **{name: value}).hash(SOURCE) == base, name
+    # nor does anything beyond the four source keys (e.g. where the file was found)
+    assert cell.hash({**SOURCE, "file": "/somewhere/else"}) == base
+    # nor the order the metrics are listed in
+    metrics = list(reversed(cell.eval.metrics))
+    assert changed(cell, "eval", metrics=metrics).hash(SOURCE) == base
+
+
+def test_identity_holds_exactly_the_number_changing_parts() -> None:
+    identity = base_cell().identity(SOURCE)
+    assert set(identity) == {
+        "source",
+        "protocol",
+        "model",
+        "ablation",
+        "params",
+        "train",
+        "eval",
+        "seed",
+        "backend",
+        "precision",
+        "numerics_version",
+    }
+    assert identity["protocol"]["version"] == protocol_module.PROTOCOL_VERSION
+    assert identity["numerics_version"] == NUMERICS_VERSION
+    text = canonical_json(identity)
+    for absent in ("Beauty.txt", "beauty", 'fakeseq","label', '"s"', "baseline"):
+        assert absent not in text
+    assert base_cell().hash(SOURCE) == hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_canonical_json_sorts_keys_and_writes_floats_as_repr() -> None:
+    assert canonical_json({"b": 1e-3, "a": [1.0, 2, 1e-7], "c": "é"}) == (
+        '{"a":[1.0,2,1e-07],"b":0.001,"c":"é"}'
+    )
+
+
+def test_json_round_trip_keeps_the_cell_and_its_hash() -> None:
+    cell = base_cell().model_copy(
+        update={
+            "variant": base_cell().variant.model_copy(
+                update={"sweep": {"lr": 0.01, "max_len": 10}, "overrides": {"n_layers": 1}}
+            ),
+            "train": TrainSettings(lr=0.01, clip_grad_norm=5.0),
+        }
+    )
+    data = json.loads(json.dumps(cell.to_json()))  # through real JSON, as to a worker
+    again = Cell.from_json(data)
+    assert again == cell
+    assert again.hash(SOURCE) == cell.hash(SOURCE)
+    assert again.variant.order == (0, 0, 0) and isinstance(again.dataset.path, Path)
+    assert data["dataset"] == {
+        "name": "beauty",
+        "path": "/data/Beauty.txt",
+        "format": "sequences",
+        "options": {},
+    }
+    assert set(data["variant"]) == {
+        "label",
+        "model",
+        "ablation",
+        "sweep",
+        "params",
+        "overrides",
+        "role",
+        "order",
+    }  # docs/results.md, cell.variant
+
+
+def test_directory_is_dataset_label_seed_and_hash8() -> None:
+    cell = base_cell()
+    digest = cell.hash(SOURCE)
+    assert cell.directory(digest) == PurePosixPath(f"beauty/fakeseq/seed-1-{digest[:8]}")
+
+
+def test_variant_labels() -> None:
+    assert variant_label("sasrec", None, "full", {}) == "sasrec"
+    assert variant_label("sasrec", "deep", "no_pos", {}) == "deep+no_pos"
+    sweep = {"lr": 1e-3, "n_layers": 2, "bidirectional": True, "act": "a b/c"}
+    assert (
+        variant_label("m", None, "full", sweep)
+        == "m@lr=0.001,n_layers=2,bidirectional=true,act=a_b_c"
+    )
+
+
+# --------------------------------------------------------------------------- from a suite file
+
+
+def suite_hashes(folder: Path, text: str) -> list[str]:
+    suite = load_suite(write(folder, text))
+    out = []
+    for cell in suite.cells():
+        source = source_fingerprint(cell.dataset, download=False)
+        assert source is not None
+        out.append(cell.hash(source))
+    return out
+
+
+def test_suite_name_labels_roles_and_dataset_location_leave_hashes_alone(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for folder in ("a", "b"):
+        (tmp_path / folder / "Beauty.txt").write_text("1 2 3 4\n2 3 4 5\n")
+    local = GOOD.replace(
+        'name = "synthetic"\noptions = { n_users = 100, n_items = 50 }',
+        'name = "beauty"\npath = "Beauty.txt"\nformat = "sequences"',
+    )
+    base = suite_hashes(tmp_path / "a", local)
+    renamed = (
+        local.replace('name = "smoke"', 'name = "other"')
+        .replace('name = "beauty"', 'name = "copy"')
+        .replace('role = "proposed"', 'role = "baseline"\nname = "mine"')
+    )
+    assert suite_hashes(tmp_path / "b", renamed) == base
+    assert suite_hashes(tmp_path / "a", local.replace("epochs = 3", "epochs = 4")) != base
+    (tmp_path / "a" / "Beauty.txt").write_text("1 2 3 4\n2 3 4 6\n")
+    changed_data = suite_hashes(tmp_path / "a", local)
+    assert not set(changed_data) & set(base)
+
+
+# --------------------------------------------------------------------------- sources
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pooch.downloaders
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a download was attempted")
+
+    monkeypatch.setattr(pooch.downloaders.HTTPDownloader, "__call__", refuse)
+
+
+@pytest.mark.usefixtures("no_network")
+def test_source_of_generated_and_local_data(tmp_path: Path) -> None:
+    synthetic = DatasetSpec(name="synthetic", options={"n_users": 50})
+    got = source_fingerprint(synthetic, download=False)
+    assert got is not None and set(got) == set(SOURCE_KEYS)
+    assert got["format"] == "synthetic" and got["options"]["n_users"] == 50
+    assert got == source_fingerprint(synthetic, download=True)
+
+    path = tmp_path / "Beauty.txt"
+    path.write_bytes(b"1 2 3\n")
+    local = source_fingerprint(DatasetSpec(name="b", path=path, format="sequences"), download=False)
+    assert local == {
+        "sha256": hashlib.sha256(b"1 2 3\n").hexdigest(),
+        "format": "sequences",
+        "format_version": 1,
+        "options": {"encoding": "utf-8", "sep": None},
+    }
+
+
+@pytest.mark.usefixtures("no_network")
+def test_registry_data_is_hashed_only_once_downloaded(cache_dir: Path) -> None:
+    spec = DatasetSpec(name="amazon-beauty")
+    assert source_fingerprint(spec, download=False) is None
+    remote = DATASETS["amazon-beauty"].remote
+    assert remote is not None
+    file = cache_dir / "downloads" / "amazon-beauty" / remote.filename
+    file.parent.mkdir(parents=True)
+    content = b'{"reviewerID": "u", "asin": "i", "unixReviewTime": 1}\n'
+    file.write_bytes(content)
+    digest = hashlib.sha256(content).hexdigest()
+    assert source_fingerprint(spec, download=False) is None  # its checksum is not known yet
+    trust = cache_dir / "downloads" / "trusted-sha256.json"
+    write_json_atomic(trust, {"amazon-beauty": {"sha256": digest}})
+    got = source_fingerprint(spec, download=False)
+    assert got is not None and got["sha256"] == digest and got["format"] == "amazon"
+    file.write_bytes(content + b"tampered")  # would have to be downloaded again
+    assert source_fingerprint(spec, download=False) is None
