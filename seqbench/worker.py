@@ -122,7 +122,7 @@ def _run(cell: Cell, job: dict[str, Any], out: Path, result: dict[str, Any]) -> 
         seed=cell.seed,
         device=device,
         on_event=_on_event,
-        memory_probe=lambda: _memory(device),
+        memory_probe=lambda: _phase_memory(device),
     )
     _save_ranks(out / store.RANKS, dataset, outcome, cell.eval.ties)
     result.update(_summary(outcome, settings, dataset.n_users, device))
@@ -150,6 +150,7 @@ def _summary(
         },
         "memory": {
             **_memory(device),
+            # per phase: the peak of that phase alone on GPU; on CPU the running peak RSS
             "train_rss_mib": outcome.train_peak.get("peak_rss_mib"),
             "eval_rss_mib": outcome.eval_peak.get("peak_rss_mib"),
             "train_device_mib": outcome.train_peak.get("peak_device_mib"),
@@ -188,10 +189,21 @@ def _memory(device: torch.device) -> dict[str, float | None]:
     scale = 1 / 1024 / 1024 if sys.platform == "darwin" else 1 / 1024  # macOS reports bytes
     gpu = None
     if device.type == "cuda":
-        gpu = torch.cuda.max_memory_allocated(device) / 2**20
+        gpu = max([torch.cuda.max_memory_allocated(device) / 2**20, *_peaks])
     return {"peak_rss_mib": rss_kib * scale, "peak_device_mib": gpu}
 
 
+def _phase_memory(device: torch.device) -> dict[str, float | None]:
+    """Peaks so far, then (on GPU) a reset so that the next phase's peak is its own."""
+    reading = _memory(device)
+    if device.type == "cuda":
+        reading["peak_device_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+        _peaks.append(reading["peak_device_mib"])
+        torch.cuda.reset_peak_memory_stats(device)
+    return reading
+
+
+_peaks: list[float] = []  # device peaks of the phases already reset
 _last_batch_event = 0.0
 
 

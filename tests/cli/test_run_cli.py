@@ -164,3 +164,20 @@ def test_cells_are_bit_for_bit_repeatable_across_processes(tmp_path: Path) -> No
     ranks_b = np.load(tmp_path / "B" / key / "ranks.npz")
     for name in ("users", "valid_rank", "test_rank", "test_tied"):
         np.testing.assert_array_equal(ranks_a[name], ranks_b[name])
+
+
+def test_two_runs_share_one_results_root_without_duplicating_work(tmp_path: Path) -> None:
+    suite, root = write_suite(tmp_path), tmp_path / "R"
+    environ = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "seqbench", "run", str(suite), "--results", str(root), "-q"]
+    runs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=environ)
+        for _ in range(2)
+    ]  # fmt: skip
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    done = results(root)
+    assert len(done) == 4 and all(r["status"] == "ok" for r in done.values())
+    trained = sum(out.count("\nok ") + out.startswith("ok ") for out, _ in outputs)
+    assert trained == 4  # every cell trained exactly once, by one of the two processes

@@ -101,12 +101,7 @@ def test_a_missing_file(tmp_path: Path) -> None:
 def real_models() -> None:
     from seqbench.models.registry import all_models
 
-    try:
-        models = all_models()
-    except ImportError as exc:  # the model modules are written in parallel
-        pytest.skip(f"the built-in models cannot be imported yet ({exc})")
-    if not {"sasrec", "gru4rec", "pop"} <= set(models):
-        pytest.skip("sasrec, gru4rec and pop are not all registered yet")
+    assert {"sasrec", "gru4rec", "pop"} <= set(all_models())
 
 
 @pytest.mark.usefixtures("real_models")
