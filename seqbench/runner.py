@@ -10,7 +10,6 @@ executors will reuse the same claim/publish steps.
 
 from __future__ import annotations
 
-import ctypes
 import fnmatch
 import json
 import logging
@@ -259,14 +258,8 @@ def _spawn(job: Path, scratch: Path, on_event: Callable[[dict[str, Any]], None])
 
 @contextmanager
 def _worker(argv: list[str], log_file: Any, env: dict[str, str]) -> Iterator[subprocess.Popen]:
-    process = subprocess.Popen(
-        argv,
-        stdout=subprocess.PIPE,
-        stderr=log_file,
-        text=True,
-        env=env,
-        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-    )
+    env = {**env, "SEQBENCH_RUNNER_PID": str(os.getpid())}  # the worker dies with us
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log_file, text=True, env=env)
     try:
         yield process
     except BaseException:
@@ -277,12 +270,6 @@ def _worker(argv: list[str], log_file: Any, env: dict[str, str]) -> Iterator[sub
             process.kill()
             process.wait()
         raise
-
-
-def _die_with_parent() -> None:
-    """Linux: the worker gets SIGKILL when the runner dies, so no orphan keeps computing."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _crash_result(planned: PlannedCell, code: int, log_path: Path) -> dict[str, Any]:

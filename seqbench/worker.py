@@ -37,6 +37,7 @@ log = logging.getLogger("seqbench.worker")
 
 
 def main(argv: list[str]) -> int:
+    _die_with_runner()
     job_path, out = Path(argv[0]), Path(argv[1])
     job = json.loads(job_path.read_text(encoding="utf-8"))
     _log_to(out / store.LOG)
@@ -244,6 +245,21 @@ def _fault(point: str) -> None:
         Path(marker).touch()
     os.kill(os.getppid(), signal.SIGKILL)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _die_with_runner() -> None:
+    """Linux: SIGKILL this worker when the runner dies, so no orphan keeps computing a cell
+    whose lock is gone. Set here, after exec, rather than in a fork hook of the (threaded) runner.
+    """
+    runner = os.environ.get("SEQBENCH_RUNNER_PID")
+    if runner is None or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != int(runner):  # the runner died before the line above
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _log_to(path: Path) -> None:

@@ -181,3 +181,38 @@ def test_two_runs_share_one_results_root_without_duplicating_work(tmp_path: Path
     assert len(done) == 4 and all(r["status"] == "ok" for r in done.values())
     trained = sum(out.count("\nok ") + out.startswith("ok ") for out, _ in outputs)
     assert trained == 4  # every cell trained exactly once, by one of the two processes
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_worker_dies_with_its_runner(tmp_path: Path) -> None:
+    import time
+
+    suite, root = write_suite(tmp_path), tmp_path / "R"
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "seqbench", "run", str(suite), "--results", str(root), "-q"],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    children = Path(f"/proc/{runner.pid}/task/{runner.pid}/children")
+    deadline = time.monotonic() + 120
+    workers: list[int] = []
+    while not workers and time.monotonic() < deadline:
+        text = children.read_text() if children.exists() else ""
+        workers = [int(pid) for pid in text.split()]
+        time.sleep(0.05)
+    assert workers, "no worker process started"
+    time.sleep(1.0)  # let it get past its start-up
+    runner.kill()
+    runner.wait()
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
+        time.sleep(0.05)
+    alive = [p for p in workers if Path(f"/proc/{p}").exists() and "Z" not in _state(p)]
+    assert not alive, f"orphaned workers {alive}"  # PR_SET_PDEATHSIG, or the broken pipe
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return "Z"
