@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from seqbench import metrics
+from seqbench import cells, metrics
 from seqbench.batches import DeviceSplit
 from seqbench.data.dataset import SequentialDataset
 from seqbench.errors import SeqbenchError
@@ -34,19 +34,12 @@ class NonFiniteLossError(SeqbenchError):
 
 
 @dataclass(frozen=True)
-class TrainSettings:
-    """What the loop needs from a suite's ``[train]`` and ``[eval]`` sections."""
+class Settings:
+    """A cell's ``[train]`` and ``[eval]`` sections, and the evaluation batch size (which
+    changes no number, so it is a run option rather than a suite key)."""
 
-    epochs: int
-    batch_size: int
-    lr: float
-    weight_decay: float
-    stopping_step: int
-    valid_metric: str
-    clip_grad_norm: float | None
-    mask_history: bool
-    ties: metrics.TiePolicy
-    metrics: tuple[str, ...]
+    train: cells.TrainSettings
+    eval: cells.EvalSettings
     eval_batch_size: int = 4096
 
 
@@ -67,7 +60,7 @@ class Outcome:
 def fit_and_evaluate(
     model: SequentialRecommender,
     dataset: SequentialDataset,
-    settings: TrainSettings,
+    settings: Settings,
     *,
     seed: int,
     device: torch.device,
@@ -103,7 +96,7 @@ def _fit(
     model: SequentialRecommender,
     dataset: SequentialDataset,
     valid: DeviceSplit,
-    settings: TrainSettings,
+    settings: Settings,
     seed: int,
     device: torch.device,
     emit: EventFn,
@@ -111,25 +104,25 @@ def _fit(
 ) -> None:
     train = DeviceSplit(dataset, "train", dataset.protocol.max_len, device)
     optimizer = torch.optim.Adam(
-        model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
+        model.parameters(), lr=settings.train.lr, weight_decay=settings.train.weight_decay
     )
     shuffle = torch.Generator().manual_seed(seed)
     best_score = -math.inf
     best_state: dict[str, torch.Tensor] | None = None
     misses = 0
-    n_batches = train.n_batches(settings.batch_size)
-    for epoch in range(settings.epochs):
+    n_batches = train.n_batches(settings.train.batch_size)
+    for epoch in range(settings.train.epochs):
         emit({"event": "epoch_start", "epoch": epoch, "batches": n_batches})
         model.train()
         _synchronize(device)
         start = time.perf_counter()
         total, seen = torch.zeros((), device=device), 0
-        for i, batch in enumerate(train.batches(settings.batch_size, shuffle)):
+        for i, batch in enumerate(train.batches(settings.train.batch_size, shuffle)):
             loss = model.loss(batch.items, batch.lengths, batch.targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if settings.clip_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip_grad_norm)
+            if settings.train.clip_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.train.clip_grad_norm)
             optimizer.step()
             total += loss.detach() * batch.targets.shape[0]
             seen += batch.targets.shape[0]
@@ -141,11 +134,11 @@ def _fit(
         if not math.isfinite(mean_loss):
             raise NonFiniteLossError(
                 f"the training loss is {mean_loss} in epoch {epoch}; lower the learning rate "
-                f"(lr = {settings.lr}) or set [train] clip_grad_norm"
+                f"(lr = {settings.train.lr}) or set [train] clip_grad_norm"
             )
         eval_start = time.perf_counter()
         scores = metric_values(_rank(model, valid, dataset, settings), settings)
-        score = scores[settings.valid_metric]
+        score = scores[settings.train.valid_metric]
         improved = score >= best_score  # RecBole: a tie counts as an improvement
         if improved:
             best_score, misses, outcome.best_epoch = score, 0, epoch
@@ -162,7 +155,7 @@ def _fit(
         }
         outcome.curve.append(record)
         emit({"event": "epoch", **record, "best_epoch": outcome.best_epoch, "improved": improved})
-        if misses > settings.stopping_step:
+        if misses > settings.train.stopping_step:
             outcome.stopped_early = True
             break
     if best_state is not None:
@@ -173,21 +166,23 @@ def _rank(
     model: SequentialRecommender,
     split: DeviceSplit,
     dataset: SequentialDataset,
-    settings: TrainSettings,
+    settings: Settings,
 ) -> RankCounts:
     return rank_split(
         model,
         split,
         dataset.n_items,
         batch_size=settings.eval_batch_size,
-        mask_history=settings.mask_history,
+        mask_history=settings.eval.mask_history,
     )
 
 
-def metric_values(counts: RankCounts, settings: TrainSettings) -> dict[str, float]:
+def metric_values(counts: RankCounts, settings: Settings) -> dict[str, float]:
     """The suite's metrics (and the validation metric) averaged over a split's users."""
-    names = dict.fromkeys((*settings.metrics, settings.valid_metric))
-    return {name: metrics.mean(name, counts.higher, counts.tied, settings.ties) for name in names}
+    names = dict.fromkeys((*settings.eval.metrics, settings.train.valid_metric))
+    return {
+        name: metrics.mean(name, counts.higher, counts.tied, settings.eval.ties) for name in names
+    }
 
 
 def _synchronize(device: torch.device) -> None:

@@ -31,7 +31,7 @@ from seqbench import environment, store
 from seqbench.cells import Cell
 from seqbench.data.load import load_dataset
 from seqbench.models.registry import get_model
-from seqbench.train import Outcome, TrainSettings, fit_and_evaluate, metric_values
+from seqbench.train import Outcome, Settings, fit_and_evaluate, metric_values
 
 log = logging.getLogger("seqbench.worker")
 
@@ -101,18 +101,8 @@ def _run(cell: Cell, job: dict[str, Any], out: Path, result: dict[str, Any]) -> 
         ablation=cell.variant.ablation,
     ).to(device)
     result["parameters"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    settings = TrainSettings(
-        epochs=cell.train.epochs,
-        batch_size=cell.train.batch_size,
-        lr=cell.train.lr,
-        weight_decay=cell.train.weight_decay,
-        stopping_step=cell.train.stopping_step,
-        valid_metric=cell.train.valid_metric,
-        clip_grad_norm=cell.train.clip_grad_norm,
-        mask_history=cell.eval.mask_history,
-        ties=cell.eval.ties,
-        metrics=tuple(cell.eval.metrics),
-        eval_batch_size=int(job.get("eval_batch_size", 4096)),
+    settings = Settings(
+        cell.train, cell.eval, eval_batch_size=int(job.get("eval_batch_size", 4096))
     )
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -130,7 +120,7 @@ def _run(cell: Cell, job: dict[str, Any], out: Path, result: dict[str, Any]) -> 
 
 
 def _summary(
-    outcome: Outcome, settings: TrainSettings, n_users: int, device: torch.device
+    outcome: Outcome, settings: Settings, n_users: int, device: torch.device
 ) -> dict[str, Any]:
     assert outcome.valid is not None and outcome.test is not None
     trained = [r["seconds"] for r in outcome.curve]

@@ -28,6 +28,8 @@ from seqbench.data.load import DatasetSpec
 from seqbench.data.protocol import Protocol
 from seqbench.data.registry import DATASETS
 from seqbench.suite import load_suite
+from tests.data.test_cache import ALTERNATIVES as PROTOCOL_ALTERNATIVES
+from tests.data.test_cache import SINGLE_VALUED as PROTOCOL_SINGLE_VALUED
 from tests.test_suite import GOOD, FakeSeqParams, fake_models, write  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("fake_models")
@@ -68,15 +70,7 @@ def changed(cell: Cell, section: str, **update: Any) -> Cell:
 
 
 # One alternative value per field: a new field without an entry here fails the tests below.
-PROTOCOL_ALTERNATIVES = {
-    "k_core": 3,
-    "max_len": 7,
-    "min_rating": 1.0,
-    "dedup": "first",
-    "time_precision": "float64",
-    "time_scaling": "minmax",
-}
-PROTOCOL_SINGLE_VALUED = {"split", "padding"}  # Literal fields with one value so far
+# The protocol's come from the cache test, which guards the same knobs for the cache key.
 TRAIN_ALTERNATIVES = {
     "epochs": 5,
     "batch_size": 16,

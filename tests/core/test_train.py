@@ -6,16 +6,19 @@ import pytest
 import torch
 
 from seqbench import train
+from seqbench.cells import EvalSettings, TrainSettings
 from tests.core.fixtures import LastItem, random_dataset
 
 
-def settings(**overrides) -> train.TrainSettings:
+def settings(**overrides) -> train.Settings:
     values = {
         "epochs": 30, "batch_size": 16, "lr": 0.05, "weight_decay": 0.0, "stopping_step": 2,
-        "valid_metric": "ndcg@10", "clip_grad_norm": None, "mask_history": False,
-        "ties": "pessimistic", "metrics": ("hr@10", "ndcg@10"),
+        "valid_metric": "ndcg@10", "clip_grad_norm": None,
     }  # fmt: skip
-    return train.TrainSettings(**{**values, **overrides})
+    evaluation = {"mask_history": False, "ties": "pessimistic", "metrics": ["hr@10", "ndcg@10"]}
+    values.update((k, v) for k, v in overrides.items() if k in values)
+    evaluation.update((k, v) for k, v in overrides.items() if k in evaluation)
+    return train.Settings(TrainSettings(**values), EvalSettings(**evaluation))
 
 
 def fit(seed: int = 0, scripted: list[float] | None = None, monkeypatch=None, **kw):
@@ -34,7 +37,7 @@ def fit(seed: int = 0, scripted: list[float] | None = None, monkeypatch=None, **
 
         def fake(counts, s):
             out = real(counts, s)
-            out[s.valid_metric] = next(values, 0.0)
+            out[s.train.valid_metric] = next(values, 0.0)
             return out
 
         monkeypatch.setattr(train, "metric_values", fake)
