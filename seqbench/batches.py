@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from seqbench.data.dataset import SequentialDataset, SplitName
@@ -19,7 +20,7 @@ from seqbench.data.dataset import SequentialDataset, SplitName
 class Batch:
     items: torch.Tensor  # (B, L) int64, right-padded with 0
     lengths: torch.Tensor  # (B,) int64, 1..L
-    targets: torch.Tensor  # (B,) int64
+    targets: torch.Tensor  # (B,) int64; (B, L) for windows: the next item at every slot, 0 after
     rows: torch.Tensor  # (B,) int64: the samples' positions in their split
 
 
@@ -27,12 +28,20 @@ class DeviceSplit:
     """One split of a dataset, resident on ``device``, served as batches."""
 
     def __init__(
-        self, dataset: SequentialDataset, split: SplitName, max_len: int, device: torch.device
+        self,
+        dataset: SequentialDataset,
+        split: SplitName,
+        max_len: int,
+        device: torch.device,
+        *,
+        windows: bool = False,
     ) -> None:
         s = dataset.split(split)
+        keep = window_ends(s.user, s.end, max_len) if windows else slice(None)
         self.items = torch.as_tensor(dataset.data.items, dtype=torch.int64, device=device)
-        self.starts = torch.as_tensor(dataset.data.offsets[s.user], device=device)
-        self.ends = torch.as_tensor(s.end, dtype=torch.int64, device=device)
+        self.starts = torch.as_tensor(dataset.data.offsets[s.user[keep]], device=device)
+        self.ends = torch.as_tensor(s.end[keep], dtype=torch.int64, device=device)
+        self.windows = windows
         self.max_len = max_len
         self.slots = torch.arange(max_len, device=device)
         self.device = device
@@ -47,6 +56,8 @@ class DeviceSplit:
         real = self.slots[None, :] < length[:, None]
         position = torch.where(real, start[:, None] + self.slots[None, :], 0)
         inputs = torch.where(real, self.items[position], 0)
+        if self.windows:  # slot j predicts the item after it; the last real slot the target
+            return Batch(inputs, length, torch.where(real, self.items[position + 1], 0), rows)
         return Batch(inputs, length, self.items[end], rows)
 
     def batches(self, batch_size: int, generator: torch.Generator | None = None) -> Iterator[Batch]:
@@ -61,3 +72,18 @@ class DeviceSplit:
 
     def n_batches(self, batch_size: int) -> int:
         return -(-len(self) // batch_size)
+
+
+def window_ends(user: np.ndarray, end: np.ndarray, max_len: int) -> np.ndarray:
+    """Which prefix samples end a window of the all-positions objective (boolean mask).
+
+    A user's samples with targets k = 1 … m − 1 (in time order) are tiled from the newest:
+    windows end at k = m − 1, m − 1 − L, m − 1 − 2L, … and the window ending at k holds the
+    inputs of that sample (the at most L items before k) with a target at each slot, so every
+    training target is predicted exactly once. A target's context is then the items since its
+    window's start (at most L, as in a prefix sample, and fewer for the first targets of a
+    window after the first): identical to the prefix samples when m − 1 ≤ L.
+    """
+    last = np.full(int(user.max()) + 1 if user.size else 0, -1, dtype=np.int64)
+    np.maximum.at(last, user, end)
+    return (last[user] - end) % max_len == 0

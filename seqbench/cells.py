@@ -35,6 +35,7 @@ SAFE_NAME_TEXT = "letters, digits, '.', '_' and '-', not starting with '.' (it n
 _LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9._=,+@-]")
 
 Role = Literal["baseline", "proposed"]
+Objective = Literal["last", "all_positions"]
 
 #: The keys of a dataset source fingerprint (see :func:`source_fingerprint`).
 SOURCE_KEYS = ("sha256", "format", "format_version", "options")
@@ -64,6 +65,12 @@ class TrainSettings(BaseModel):
     )
     valid_metric: str = Field("ndcg@10", description="validation metric for early stopping")
     clip_grad_norm: float | None = Field(None, gt=0, description="gradient norm clip; unset: none")
+    objective: Objective = Field(
+        "last",
+        description="'last': RecBole's loss at the last slot of every prefix sample; "
+        "'all_positions': one pass per sequence window with a loss at every slot (causal "
+        "models only)",
+    )
 
     @field_validator("valid_metric")
     @classmethod
@@ -142,7 +149,7 @@ class Cell(BaseModel):
             "model": self.variant.model,
             "ablation": self.variant.ablation,
             "params": dict(self.variant.params),
-            "train": self.train.model_dump(mode="json"),
+            "train": _train_identity(self.train),
             # the order metrics are listed in changes no number
             "eval": {**self.eval.model_dump(mode="json"), "metrics": sorted(self.eval.metrics)},
             "seed": self.seed,
@@ -160,6 +167,15 @@ class Cell(BaseModel):
         return PurePosixPath(
             self.dataset.name, self.variant.label, f"seed-{self.seed}-{cell_hash[:8]}"
         )
+
+
+def _train_identity(train: TrainSettings) -> dict[str, Any]:
+    """The train settings; the default objective is left out, so that cells hashed before the
+    objective existed keep their hash (and their results)."""
+    values = train.model_dump(mode="json")
+    if values["objective"] == "last":
+        del values["objective"]
+    return values
 
 
 def canonical_json(value: Any) -> str:

@@ -39,6 +39,7 @@ ONLY_KEYS = ("dataset", "model", "variant", "ablation", "seed", "role")
 class RunOptions:
     results: Path
     device: str = "auto"  # cpu | cuda | auto
+    backend: str = "auto"  # auto | torch | mamba_ssm (Mamba blocks only)
     only: tuple[str, ...] = ()
     cache_dir: Path | None = None
     mirror: str | None = None
@@ -136,10 +137,30 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
+def with_backends(cells: list[Cell], options: RunOptions) -> list[Cell]:
+    """Each cell with the backend it will run on (part of its hash): for a model with Mamba
+    blocks, ``--backend`` resolved on the device; ``torch`` for every other model."""
+    from seqbench.models.layers.kernels import resolve_backend
+    from seqbench.models.registry import get_model
+
+    device = resolve_device(options.device)
+    return [
+        cell.model_copy(
+            update={
+                "backend": resolve_backend(
+                    options.backend, device, get_model(cell.variant.model).kernels
+                )
+            }
+        )
+        for cell in cells
+    ]
+
+
 def plan(
     cells: list[Cell], options: RunOptions, bars: BarFactory | None = None
 ) -> list[PlannedCell]:
     """Hash every cell, preparing (downloading, processing, caching) each dataset it needs."""
+    cells = with_backends(cells, options)
     sources: dict[str, dict[str, Any]] = {}
     prepared: set[str] = set()
     planned = []

@@ -1033,6 +1033,18 @@ class _Validator:
             return None
         resolved = params.model_dump(mode="json")
         train_values = TrainSettings.model_validate({**train.model_dump(), **parts["train"]})
+        if train_values.objective == "all_positions" and not spec.allows_all_positions(
+            params, ablation
+        ):
+            why = "not causal" if not spec.is_causal(params, ablation) else "no output per slot"
+            self.add(
+                ("models", i, "ablations", a) if ablation != FULL else ("models", i, "model"),
+                f"model {spec.name!r} ablation {ablation!r} cannot train with objective "
+                f"'all_positions' ({why}: a slot would see the target of another)",
+                'objective = "last" in [train] (or a sweep), or a causal model such as '
+                + ", ".join(n for n, m in sorted(all_models().items()) if m.allows_all_positions()),
+            )
+            return None
         protocol_values = Protocol.model_validate(parts["protocol"])
         shown = {
             key: resolved[key]

@@ -1,8 +1,10 @@
 """Training loop with RecBole's early stopping, and the final valid/test evaluation.
 
 One explicit loop, no trainer framework (style-anchors §2): Adam with the suite's lr and weight
-decay, no schedule (model-reference §1.8); cross-entropy at the last real position (the model's
-``loss``); validation after every epoch on ``valid_metric``; a value ≥ the best so far counts as
+decay, no schedule (model-reference §1.8); cross-entropy at the last real position of every
+prefix sample (the model's ``loss``), or with ``objective = "all_positions"`` at every slot of
+one window per sequence (``loss_all_positions``, causal variants only); validation after every
+epoch on ``valid_metric``; a value ≥ the best so far counts as
 an improvement (ties reset the counter, as RecBole's ``early_stopping``) and snapshots the
 weights; training stops once ``stopping_step + 1`` epochs in a row did not improve (§1.7); the
 best weights are restored before the test pass.
@@ -31,6 +33,10 @@ EventFn = Callable[[dict[str, Any]], None]
 
 class NonFiniteLossError(SeqbenchError):
     """The training loss became NaN or infinite."""
+
+
+class ObjectiveError(SeqbenchError):
+    """The all-positions objective was asked of a variant that would see its targets."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +108,15 @@ def _fit(
     emit: EventFn,
     outcome: Outcome,
 ) -> None:
-    train = DeviceSplit(dataset, "train", dataset.protocol.max_len, device)
+    all_positions = settings.train.objective == "all_positions"
+    if all_positions and not model.allows_all_positions:
+        raise ObjectiveError(
+            f"{type(model).__name__} (this variant) is not declared causal with an output at "
+            "every slot, so the all-positions objective would show it its own targets; use "
+            '[train] objective = "last"'
+        )
+    train = DeviceSplit(dataset, "train", dataset.protocol.max_len, device, windows=all_positions)
+    step_loss = model.loss_all_positions if all_positions else model.loss
     optimizer = torch.optim.Adam(
         model.parameters(), lr=settings.train.lr, weight_decay=settings.train.weight_decay
     )
@@ -118,16 +132,17 @@ def _fit(
         start = time.perf_counter()
         total, seen = torch.zeros((), device=device), 0
         for i, batch in enumerate(train.batches(settings.train.batch_size, shuffle)):
-            loss = model.loss(batch.items, batch.lengths, batch.targets)
+            loss = step_loss(batch.items, batch.lengths, batch.targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if settings.train.clip_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), settings.train.clip_grad_norm)
             optimizer.step()
-            total += loss.detach() * batch.targets.shape[0]
-            seen += batch.targets.shape[0]
+            count = batch.lengths.sum() if all_positions else batch.targets.shape[0]
+            total += loss.detach() * count
+            seen += count  # a tensor with all positions: no device sync per batch
             emit({"event": "batch", "batch": i + 1, "batches": n_batches})
-        mean_loss = float(total) / max(seen, 1)  # one device sync per epoch, not per batch
+        mean_loss = float(total) / max(float(seen), 1.0)  # one device sync per epoch, not per batch
         _synchronize(device)
         seconds = time.perf_counter() - start
         outcome.train_seconds += seconds

@@ -30,6 +30,7 @@ import torch
 from seqbench import environment, store
 from seqbench.cells import Cell
 from seqbench.data.load import load_dataset
+from seqbench.models.layers.mamba import set_backend
 from seqbench.models.registry import get_model
 from seqbench.train import Outcome, Settings, fit_and_evaluate, metric_values
 
@@ -100,6 +101,7 @@ def _run(cell: Cell, job: dict[str, Any], out: Path, result: dict[str, Any]) -> 
         max_len=cell.protocol.max_len,
         ablation=cell.variant.ablation,
     ).to(device)
+    set_backend(model, cell.backend)  # type: ignore[arg-type]  # resolved by the runner
     result["parameters"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
     settings = Settings(
         cell.train, cell.eval, eval_batch_size=int(job.get("eval_batch_size", 4096))

@@ -79,6 +79,7 @@ TRAIN_ALTERNATIVES = {
     "stopping_step": 3,
     "valid_metric": "hr@5",
     "clip_grad_norm": 1.0,
+    "objective": "all_positions",
 }
 EVAL_ALTERNATIVES = {"metrics": ["hr@5"], "ties": "expected", "mask_history": True}
 PARAM_ALTERNATIVES = {
@@ -332,3 +333,13 @@ def test_registry_data_is_hashed_only_once_downloaded(cache_dir: Path) -> None:
     assert got is not None and got["sha256"] == digest and got["format"] == "amazon"
     file.write_bytes(content + b"tampered")  # would have to be downloaded again
     assert source_fingerprint(spec, download=False) is None
+
+
+def test_the_default_objective_keeps_hashes_from_before_it_existed() -> None:
+    """Cells hashed before ``objective`` existed were all 'last': their identity must not change
+    (the result store would otherwise re-run every finished cell)."""
+    cell = base_cell()
+    assert cell.train.objective == "last"
+    assert "objective" not in cell.identity(SOURCE)["train"]
+    other = changed(cell, "train", objective="all_positions")
+    assert other.identity(SOURCE)["train"]["objective"] == "all_positions"

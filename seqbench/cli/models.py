@@ -67,7 +67,7 @@ def describe(spec: ModelSpec) -> dict[str, Any]:
         "name": spec.name,
         "summary": spec.summary,
         "reference": spec.reference,
-        "causal": spec.causal,
+        "causal": spec.causality(),  # per ablation, at the default parameters
         "all_positions": spec.all_positions,
         "trainable": bool(getattr(spec.cls, "trainable", True)),
         "ablations": dict(spec.ablations),
@@ -76,10 +76,15 @@ def describe(spec: ModelSpec) -> dict[str, Any]:
 
 
 def _print(model: dict[str, Any]) -> None:
-    flags = [
-        "causal" if model["causal"] else "non-causal (sees later slots)",
-        "all positions" if model["all_positions"] else "last position only",
-    ]
+    causal = model["causal"]
+    if all(causal.values()):
+        causality = "causal"
+    elif not any(causal.values()):
+        causality = "non-causal (sees later slots)"
+    else:
+        causality = "causal: " + ", ".join(a for a, c in causal.items() if c) + "; non-causal: "
+        causality += ", ".join(a for a, c in causal.items() if not c)
+    flags = [causality, "outputs every slot" if model["all_positions"] else "last slot only"]
     if not model["trainable"]:
         flags.append("not trained (fitted from counts)")
     out.print(f"[bold]{model['name']}[/]: {escape(model['summary'])}")

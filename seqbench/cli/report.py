@@ -1,8 +1,10 @@
-"""``seqbench report DIR``: Markdown, LaTeX and CSV tables from a result store.
+"""``seqbench report DIR``: tables with significance marks, JSON and plots from a result store.
 
 Writes one file per format into OUTDIR (default ``DIR/report/``), each holding every table:
-``tables.md``, ``tables.tex`` (booktabs ``table`` floats, for ``\\input``) and ``tables.csv``
-(tidy: one row per variant × dataset × quantity). Files are replaced atomically.
+``tables.md``, ``tables.tex`` (booktabs ``table`` floats, for ``\\input``), ``tables.csv``
+(tidy: one row per variant × dataset × quantity) and ``report.json`` (every number behind every
+table); with ``--plots``, PNG and PDF figures under ``OUTDIR/plots/``. Table files are replaced
+atomically. docs/report.md explains the marks, the reference rule and the JSON schema.
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ from rich.markup import escape
 from seqbench.cli.common import err, out, reports_errors
 from seqbench.errors import SeqbenchError
 
+MIN_RESAMPLES = 10_000  # seqbench.stats.MIN_RESAMPLES (not imported here: it loads scipy)
+DEFAULT_STRATA = (5, 10, 20, 50)  # seqbench.report.options.DEFAULT_STRATA
+
 
 class Format(str, Enum):
     md = "md"
     latex = "latex"
     csv = "csv"
+    json = "json"
 
 
 class SplitName(str, Enum):
@@ -31,7 +37,34 @@ class SplitName(str, Enum):
     test = "test"
 
 
-FILES = {Format.md: "tables.md", Format.latex: "tables.tex", Format.csv: "tables.csv"}
+class TestChoice(str, Enum):
+    t = "t"
+    randomization = "randomization"
+    bootstrap = "bootstrap"
+    two_level_bootstrap = "two-level-bootstrap"
+    wilcoxon = "wilcoxon"
+
+
+class AlternativeChoice(str, Enum):
+    two_sided = "two-sided"
+    greater = "greater"
+    less = "less"
+
+
+class CorrectionChoice(str, Enum):
+    holm = "holm"
+    bh = "bh"
+    none = "none"
+
+
+class FamilyChoice(str, Enum):
+    table = "table"
+    column = "column"
+
+
+FILES = {Format.md: "tables.md", Format.latex: "tables.tex", Format.csv: "tables.csv",
+         Format.json: "report.json"}  # fmt: skip
+STATS = "Statistics"  # help panel of the comparison options
 
 
 @reports_errors
@@ -48,7 +81,9 @@ def report(
     ] = None,
     formats: Annotated[
         list[Format] | None,
-        typer.Option("--format", "-f", help="md, latex or csv; repeat for several (default all)."),
+        typer.Option(
+            "--format", "-f", help="md, latex, csv or json; repeat for several (default all)."
+        ),
     ] = None,
     split: Annotated[
         SplitName, typer.Option(help="Which split's metrics to tabulate.")
@@ -70,26 +105,110 @@ def report(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Do not print the tables; list the files.")
     ] = False,
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            metavar="LABEL",
+            rich_help_panel=STATS,
+            help="The variant every other is compared with (default: per dataset and metric, "
+            "the role = baseline variant with the best validation score).",
+        ),
+    ] = None,
+    test: Annotated[
+        TestChoice, typer.Option(rich_help_panel=STATS, help="Paired test over users.")
+    ] = TestChoice.t,
+    alternative: Annotated[
+        AlternativeChoice,
+        typer.Option(rich_help_panel=STATS, help="greater: H1 variant better than the reference."),
+    ] = AlternativeChoice.two_sided,
+    correction: Annotated[
+        CorrectionChoice,
+        typer.Option(rich_help_panel=STATS, help="Multiple-comparison correction of a family."),
+    ] = CorrectionChoice.holm,
+    alpha: Annotated[
+        float, typer.Option(rich_help_panel=STATS, help="Significance level after correction.")
+    ] = 0.05,
+    family: Annotated[
+        FamilyChoice,
+        typer.Option(
+            rich_help_panel=STATS,
+            help="Comparisons corrected together: all of a table, or each column's.",
+        ),
+    ] = FamilyChoice.table,
+    marks: Annotated[
+        bool,
+        typer.Option(
+            "--marks/--no-marks",
+            rich_help_panel=STATS,
+            help="Show significance marks (hidden, the comparisons stay in the CSV and JSON).",
+        ),
+    ] = True,
+    resamples: Annotated[
+        int,
+        typer.Option(
+            metavar="N", rich_help_panel=STATS, help="Draws of bootstraps and randomization tests."
+        ),
+    ] = MIN_RESAMPLES,
+    strata: Annotated[
+        str,
+        typer.Option(
+            metavar="EDGES",
+            rich_help_panel=STATS,
+            help="Upper edges of the user-history buckets of the stratified tables "
+            "(5,10,20,50: ≤5, 6–10, 11–20, 21–50, >50), or none.",
+        ),
+    ] = ",".join(str(e) for e in DEFAULT_STRATA),
+    plots: Annotated[
+        bool, typer.Option("--plots", help="Also draw PNG and PDF figures in OUTDIR/plots/.")
+    ] = False,
+    compare: Annotated[
+        str | None,
+        typer.Option(
+            metavar="A,B",
+            help="With --plots: the per-user differences of A − B (default: every comparison "
+            "of the first metric with its reference).",
+        ),
+    ] = None,
 ) -> None:
-    """Tabulate a result store: per metric, mean ± std over seeds (best bold, second underlined).
+    """Tabulate a result store: per metric, mean ± std over seeds (best bold, second underlined),
+    marked ▲/▼ where a variant is significantly better/worse than the reference (†).
 
-    Also an efficiency table and the failed cells (listed, never averaged).
+    Also efficiency, ablation (Δ to the full model) and history-bucket tables, the failed cells.
+
+    report.json holds every number; --plots draws figures; docs/report.md explains it all.
 
     Unreadable result files are skipped with a warning; of two results for one seed, the newest.
 
-    Example: seqbench report results/smoke --out paper --format latex --metric ndcg@20
+    Example: seqbench report results/smoke --out paper --format latex --metric ndcg@20 --plots
     """
     from seqbench.report import build_report, load_results, render
+    from seqbench.report.analysis import analyse
+    from seqbench.report.options import ReportOptions, parse_pair, parse_strata
+    from seqbench.report.report_json import to_json
     from seqbench.report.tables import normalize_metric
 
-    names = [normalize_metric(m) for m in metrics or []]  # a bad name fails before any reading
+    names = [normalize_metric(m) for m in metrics or []]  # bad input fails before any reading
+    options = ReportOptions(
+        reference=reference, test=test.value, alternative=alternative.value,  # type: ignore[arg-type]
+        correction=correction.value, alpha=alpha, family=family.value, marks=marks,  # type: ignore[arg-type]
+        n_resamples=resamples, strata=parse_strata(strata),
+        compare=parse_pair(compare) if compare is not None else None,
+    )  # fmt: skip
     results = load_results(directory)
     built = build_report(results, names or None, split.value, from_ranks)  # type: ignore[arg-type]
+    analyse(built, options)
     target = out_dir if out_dir is not None else Path(directory) / "report"
     chosen = list(dict.fromkeys(formats or list(Format)))
     renderers = {Format.md: render.to_markdown, Format.latex: render.to_latex,
-                 Format.csv: render.to_csv}  # fmt: skip
+                 Format.csv: render.to_csv, Format.json: to_json}  # fmt: skip
     written = [write_atomic(target / FILES[f], renderers[f](built)) for f in chosen]
+    if plots:
+        from seqbench.report.plots import write_plots
+
+        figures = write_plots(built, options, target / "plots")
+        if not figures:
+            built.warnings.append("--plots: nothing to plot (no sweep, no max_len series, no "
+                                  "comparison with a reference)")  # fmt: skip
 
     if not quiet:
         for renderable in render.to_rich(built):
@@ -104,6 +223,9 @@ def report(
         err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     for path in written:
         out.print(f"wrote {escape(str(path))}", highlight=False)
+    if plots and figures:
+        out.print(f"wrote {len(figures)} plot files to {escape(str(target / 'plots'))}",
+                  highlight=False)  # fmt: skip
 
 
 def _print_wide(renderable: Any) -> None:

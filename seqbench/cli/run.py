@@ -127,6 +127,13 @@ def run(
         ),
     ] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "auto",
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="Mamba blocks: torch (pure PyTorch), mamba_ssm (fused CUDA kernels) or auto "
+            "(the kernels when installed and on CUDA). Recorded in each result and its hash."
+        ),
+    ] = "auto",
     dry_run: Annotated[
         bool,
         typer.Option("--dry-run", help="Print the resolved suite and its cells; train nothing."),
@@ -154,9 +161,15 @@ def run(
     suite = load_suite(suite_file)
     cells = runner.select(suite.cells(), tuple(only or ()))
     options = runner.RunOptions(
-        results=results, device=device, only=tuple(only or ()), cache_dir=cache_dir, mirror=mirror
+        results=results,
+        device=device,
+        backend=backend,
+        only=tuple(only or ()),
+        cache_dir=cache_dir,
+        mirror=mirror,
     )
     if dry_run:
+        cells = runner.with_backends(cells, options)
         hashes = {}
         for cell in cells:
             source = source_fingerprint(
@@ -165,7 +178,7 @@ def run(
             hashes[id(cell)] = cell.hash(source) if source is not None else None
         print_plan(suite, cells, hashes)
         return
-    runner.resolve_device(device)  # a bad --device fails before any dataset work
+    runner.with_backends(cells, options)  # a bad --device/--backend fails before dataset work
     try:
         if quiet:
             planned = runner.plan(cells, options)

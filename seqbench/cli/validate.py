@@ -39,13 +39,15 @@ def validate(
     """Check a suite file and print the resolved suite and its cells (no training, no download).
 
     Every problem in the file is listed at once, one per line, with the line and key, what was
-    expected and the closest valid name; the exit status is then 1.
+    expected and the closest valid name; the exit status is then 1. Hashes are those of
+    `seqbench run` with its defaults (--device auto, --backend auto) on this machine.
     """
+    from seqbench import runner
     from seqbench.cells import source_fingerprint
     from seqbench.suite import load_suite
 
     suite = load_suite(suite_file)
-    cells = suite.cells()
+    cells = runner.with_backends(suite.cells(), runner.RunOptions(results=Path(".")))
     sources: dict[str, dict[str, Any] | None] = {}
     hashes: list[str | None] = []
     for cell in cells:

@@ -29,6 +29,15 @@ class SequentialRecommender(nn.Module):
     spec_name: ClassVar[str] = ""
     trainable: ClassVar[bool] = True
 
+    @property
+    def allows_all_positions(self) -> bool:
+        """Whether this variant (its parameters and ablation) may train on every slot."""
+        from seqbench.models.registry import FULL, MODELS
+
+        spec = MODELS.get(self.spec_name)
+        params, ablation = getattr(self, "params", None), getattr(self, "ablation", FULL)
+        return spec is not None and spec.allows_all_positions(params, ablation)
+
     def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B, L), (B,) → user representation (B, d) at slot length − 1."""
         raise NotImplementedError
@@ -49,6 +58,21 @@ class SequentialRecommender(nn.Module):
     ) -> torch.Tensor:
         """RecBole's CE: softmax over the WHOLE item table, padding row included (§1.5)."""
         return F.cross_entropy(self.score(self(items, lengths)), targets)
+
+    def forward_all(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, L), (B,) → (B, L, d): the output at every slot (models declaring
+        ``all_positions``)."""
+        raise NotImplementedError(f"{type(self).__name__} gives no output at every slot")
+
+    def loss_all_positions(
+        self, items: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
+        """The all-positions objective: CE at every real slot j against ``targets[:, j]`` (the
+        next item), averaged over all real slots of the batch. Sound only for causal models:
+        the trainer refuses it for any other (model-reference §7.3–§7.4)."""
+        real = torch.arange(items.shape[1], device=items.device)[None, :] < lengths[:, None]
+        hidden = self.forward_all(items, lengths)
+        return F.cross_entropy(self.score(hidden[real]), targets[real])
 
     def fit_statistics(self, dataset: SequentialDataset) -> None:
         """Fit a non-trainable model from ``dataset``'s training split (see ``trainable``)."""

@@ -77,7 +77,7 @@ class GRU4Rec(SequentialRecommender):
     ) -> None:
         super().__init__()
         MODELS[self.spec_name].check_ablation(ablation, type(self).__name__)
-        self.params = params
+        self.params, self.ablation = params, ablation
         self.n_items = n_items
         self.max_len = max_len
         # Module creation order = RecBole's (same random draws for the same seed).

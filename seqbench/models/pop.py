@@ -82,7 +82,7 @@ class Pop(SequentialRecommender):
     def __init__(self, params: PopParams, *, n_items: int, max_len: int, ablation: str = FULL):
         super().__init__()
         MODELS[self.spec_name].check_ablation(ablation, type(self).__name__)
-        self.params = params
+        self.params, self.ablation = params, ablation
         self.n_items = n_items
         self.max_len = max_len
         self.register_buffer("item_cnt", torch.zeros(n_items + 1, dtype=torch.int64))

@@ -1,9 +1,13 @@
 """The model registry: one decorator per model declares everything the rest of seqbench needs.
 
 Each entry names the model's typed parameters (a pydantic model whose defaults are the official
-ones), its ablation switches, whether it is causal (it never sees a position to the right of
-the one it predicts from) and whether it can give an output at every position. The model
-listing, "did you mean" hints and every "available: …" message come from here.
+ones), its ablation switches, whether it is causal (its output at slot t never depends on a slot
+to the right of t, even when those slots hold items) and whether it can give an output at every
+slot (``forward_all``). Causality may depend on the ablation and the parameters (a bidirectional
+model made forward-only is causal), so it is a bool or a function of both. Only a variant that is
+causal *and* outputs every slot may train with the all-positions objective: for any other, the
+target of one slot would be visible from another (model-reference §7.3–§7.4). The model listing,
+"did you mean" hints and every "available: …" message come from here.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ if TYPE_CHECKING:
 FULL = "full"
 PLUGINS = "SEQBENCH_PLUGINS"
 
+#: Whether a variant is causal: fixed, or decided from its parameters and ablation.
+Causality = bool | Callable[["ModelParams", str], bool]
+
 
 class ModelParams(BaseModel):
     """Base of every model's parameters: strict (unknown keys are errors) and immutable."""
@@ -41,9 +48,24 @@ class ModelSpec:
     params: type[ModelParams]
     summary: str
     ablations: dict[str, str] = field(default_factory=dict)  # name → what it switches off
-    causal: bool = True
-    all_positions: bool = True
+    causal: Causality = True
+    all_positions: bool = True  # the class has ``forward_all`` (an output at every slot)
     reference: str = ""  # the official code and paper it follows
+    kernels: bool = False  # has Mamba blocks, which can run on the mamba_ssm kernels
+
+    def is_causal(self, params: ModelParams | None = None, ablation: str = FULL) -> bool:
+        """Whether the variant's output at slot t depends on slots ≤ t only."""
+        if callable(self.causal):
+            return bool(self.causal(params or self.params(), ablation))
+        return self.causal
+
+    def allows_all_positions(self, params: ModelParams | None = None, ablation: str = FULL) -> bool:
+        """Whether the variant may train with a loss at every slot (causal and outputs all)."""
+        return self.all_positions and self.is_causal(params, ablation)
+
+    def causality(self, params: ModelParams | None = None) -> dict[str, bool]:
+        """Causality of every ablation (with ``params``, default: the official defaults)."""
+        return {a: self.is_causal(params, a) for a in self.ablations}
 
     def validate_params(self, values: dict[str, Any], where: str) -> ModelParams:
         return validate_options(self.params, values, where)
@@ -67,9 +89,10 @@ def register_model(
     params: type[ModelParams],
     summary: str,
     ablations: dict[str, str] | None = None,
-    causal: bool = True,
+    causal: Causality = True,
     all_positions: bool = True,
     reference: str = "",
+    kernels: bool = False,
 ) -> Callable[[C], C]:
     """Class decorator adding a model to :data:`MODELS`; ``full`` is always an ablation."""
 
@@ -86,6 +109,7 @@ def register_model(
             causal=causal,
             all_positions=all_positions,
             reference=reference,
+            kernels=kernels,
         )
         cls.spec_name = name
         return cls

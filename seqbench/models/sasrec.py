@@ -95,7 +95,7 @@ class SASRec(SequentialRecommender):
     ) -> None:
         super().__init__()
         MODELS[self.spec_name].check_ablation(ablation, type(self).__name__)
-        self.params = params
+        self.params, self.ablation = params, ablation
         self.n_items = n_items
         self.max_len = max_len
         d = params.hidden_size

@@ -1,3 +1,14 @@
 """Imports every built-in model module so that each registers itself."""
 
-from seqbench.models import gru4rec, pop, sasrec  # noqa: F401
+from seqbench.models import (  # noqa: F401
+    bert4rec,
+    bimamba4rec,
+    bimambaformer4rec,
+    echomamba4rec,
+    fmlprec,
+    gru4rec,
+    mamba4rec,
+    narm,
+    pop,
+    sasrec,
+)

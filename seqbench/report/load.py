@@ -124,13 +124,25 @@ class CellResult:
         """Each evaluated user's value of ``name`` on ``split``, in ``users`` order (users without
         a validation sample are dropped for ``valid``): the input of paired tests."""
         ranks = self.ranks()
-        rank, tied = ranks[f"{split}_rank"], ranks[f"{split}_tied"]
-        keep = np.isfinite(rank) & (tied >= 0)
-        rank, tied = rank[keep], tied[keep]
+        keep = self._evaluated(split)
+        rank, tied = ranks[f"{split}_rank"][keep], ranks[f"{split}_tied"][keep]
         ties = str(ranks["ties"])
         offset = tied if ties == "pessimistic" else tied / 2.0
         higher = np.rint(rank - 1.0 - offset).astype(np.int64)
         return metrics.per_user(name, higher, tied, ties)  # type: ignore[arg-type]
+
+    def split_users(self, split: Split) -> tuple[np.ndarray, np.ndarray | None]:
+        """Ids and history lengths (None if ranks.npz lacks ``history_len``) of the users that
+        :meth:`per_user` returns for ``split``, in the same order: what pairs two cells' users."""
+        ranks = self.ranks()
+        keep = self._evaluated(split)
+        history = ranks.get("history_len")
+        return ranks["users"][keep], (history[keep] if history is not None else None)
+
+    def _evaluated(self, split: Split) -> np.ndarray:
+        """Which users have a target on ``split`` (all on test; valid may lack some)."""
+        ranks = self.ranks()
+        return np.isfinite(ranks[f"{split}_rank"]) & (ranks[f"{split}_tied"] >= 0)
 
     def ranks(self) -> dict[str, np.ndarray]:
         """The arrays of ranks.npz, read once and checked against docs/results.md."""
@@ -306,7 +318,8 @@ def read_ranks(path: Path) -> dict[str, np.ndarray]:
     ties = str(arrays["ties"])
     if ties not in metrics.TIE_POLICIES:
         raise ResultFileError(path, f"tie policy {ties!r}", " or ".join(metrics.TIE_POLICIES))
-    lengths = {arrays[n].shape for n in names[:-1]}
+    sized = [*names[:-1], *(["history_len"] if "history_len" in arrays else [])]
+    lengths = {arrays[n].shape for n in sized}
     if len(lengths) != 1 or len(next(iter(lengths))) != 1:
         raise ResultFileError(path, "arrays of different shapes", "one value per user in each")
     return arrays

@@ -6,17 +6,21 @@ readable unit (s, min, h; MiB, GiB); the CSV keeps full-precision numbers in bas
 MiB) so that it can be read back exactly.
 
 - Markdown: GitHub pipe tables, best ``**bold**``, second ``<u>underlined</u>``, marks as
-  ``<sup>…</sup>``.
+  ``<sup>…</sup>`` (▲ better, ▼ worse than the reference †).
 - LaTeX: one ``table`` float per table, booktabs rules, ``\\textbf`` / ``\\underline``, the legend
-  in the caption; needs only ``\\usepackage{booktabs}`` under plain pdflatex.
-- CSV: one row per variant × dataset × quantity (``table`` = ``metric``, ``efficiency`` or
-  ``failed``), columns :data:`CSV_COLUMNS`.
+  in the caption; marks as ``\\textsuperscript{$\\uparrow$}``, ``$\\downarrow$``, ``$\\dagger$``
+  (base LaTeX symbols); needs only ``\\usepackage{booktabs}`` under plain pdflatex.
+- CSV: one row per variant × dataset × quantity (``table`` = ``metric``, ``efficiency``,
+  ``ablation``, ``strata`` or ``failed``), columns :data:`CSV_COLUMNS`: seed values, mean, std,
+  the t-based interval over seeds, and for compared cells the reference, difference with its
+  interval, relative difference, d_z, test, raw and adjusted p and the decision.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +32,8 @@ if TYPE_CHECKING:
 CSV_COLUMNS = (
     "table", "quantity", "split", "variant", "model", "ablation", "role", "dataset",
     "mean", "std", "n", "seeds", "values", "emphasis", "marks", "text",
+    "column", "ci_low", "ci_high", "reference", "diff", "diff_low", "diff_high", "rel", "d_z",
+    "test", "p_value", "p_adjusted", "significant",
 )  # fmt: skip
 MISSING = "–"
 
@@ -52,7 +58,20 @@ def format_value(cell: Cell, value: float | None = None) -> str:
         return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
     if cell.kind == "mib":
         return format_mib(x)
+    if cell.kind == "delta":
+        return f"{x:+.{DECIMALS}f}"
+    if cell.kind == "percent":
+        return f"{100 * x:+.1f}%"
+    if cell.kind == "effect":
+        return f"{x:+.2f}"
+    if cell.kind == "pvalue":
+        return format_p(x)
     return str(x)
+
+
+def format_p(p: float) -> str:
+    """``0.012``, ``<0.001`` (more digits than that are noise at usual user counts)."""
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def format_seconds(seconds: float) -> str:
@@ -78,7 +97,10 @@ def _parts(cell: Cell) -> tuple[str, str | None]:
     std = None
     if cell.kind == "metric" and cell.std is not None:
         std = f"{cell.std:.{DECIMALS}f}"
-    return format_value(cell), std
+    text = format_value(cell)
+    if cell.kind == "delta" and cell.ci_low is not None and cell.ci_high is not None:
+        text += f" [{cell.ci_low:+.{DECIMALS}f}, {cell.ci_high:+.{DECIMALS}f}]"
+    return text, std
 
 
 # ---------------------------------------------------------------------------------------------
@@ -220,6 +242,7 @@ _LATEX = {
     # the non-ASCII characters seqbench writes itself, which pdflatex's utf8 input lacks
     "±": r"$\pm$", "×": r"$\times$", "≥": r"$\geq$", "≤": r"$\leq$", "−": r"$-$", "→": r"$\to$",
     "·": r"$\cdot$", "…": r"\ldots{}", "–": "--", "—": "---", "α": r"$\alpha$",
+    "▲": r"$\uparrow$", "▼": r"$\downarrow$", "†": r"$\dagger$",
     "β": r"$\beta$", "δ": r"$\delta$", "Δ": r"$\Delta$", "μ": r"$\mu$", "σ": r"$\sigma$",
 }  # fmt: skip
 
@@ -242,10 +265,11 @@ def to_csv(report: Report) -> str:
     writer.writeheader()
     for table in report.all_tables:
         for row in table.rows:
-            for cell in row:
+            for index, cell in enumerate(row):
                 if cell.quantity is None or cell.quantity == "seeds":
                     continue
-                writer.writerow(_csv_row(table, cell, variants))
+                column = table.header[index] if table.kind == "strata" else ""
+                writer.writerow(_csv_row(table, cell, variants, column))
     for failed in report.failed:
         info = variants.get(failed.variant)
         writer.writerow({
@@ -257,10 +281,10 @@ def to_csv(report: Report) -> str:
     return buffer.getvalue()
 
 
-def _csv_row(table: Table, cell: Cell, variants: dict[str, Any]) -> dict[str, Any]:
+def _csv_row(table: Table, cell: Cell, variants: dict[str, Any], column: str) -> dict[str, Any]:
     info = variants.get(cell.variant or "")
     emphasis = "best" if cell.bold else "second" if cell.underline else ""
-    return {
+    row = {
         "table": table.kind,
         "quantity": cell.quantity,
         "split": table.split or "",
@@ -277,12 +301,21 @@ def _csv_row(table: Table, cell: Cell, variants: dict[str, Any]) -> dict[str, An
         "emphasis": emphasis,
         "marks": ";".join(cell.marks),
         "text": cell.text if cell.kind == "text" else cell.qualifier,
+        "column": column,
+        "ci_low": _number(cell.ci_low),
+        "ci_high": _number(cell.ci_high),
     }
+    if cell.comparison:  # flat numbers written by seqbench.report.compare.summary
+        row.update({k: cell.comparison.get(k) for k in CSV_COLUMNS[-10:]})
+        for key in ("diff", "diff_low", "diff_high", "rel", "d_z", "p_value", "p_adjusted"):
+            row[key] = _number(row[key])
+        row["significant"] = "" if row["significant"] is None else row["significant"]
+    return row
 
 
 def _number(value: float | None, count: bool = False) -> str:
     """Full precision (``repr`` round-trips a float); counts as integers when whole."""
-    if value is None:
+    if value is None or not isinstance(value, (int, float)) or not math.isfinite(value):
         return ""
     if count and float(value).is_integer():
         return str(int(value))

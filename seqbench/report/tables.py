@@ -19,9 +19,14 @@ import numpy as np
 from seqbench.errors import ConfigError
 from seqbench.metrics import parse_metric
 from seqbench.report.load import CellResult, ResultFileError, Results, Split, VariantInfo
+from seqbench.stats import seed_summary
 
 DECIMALS = 4  # metric values are shown, and best/second decided, at this precision
-CellKind = Literal["text", "metric", "count", "seconds", "rate", "mib"]
+CI_LEVEL = 0.95  # of the t-based interval over seeds kept with each metric cell
+CellKind = Literal[
+    "text", "metric", "count", "seconds", "rate", "mib", "delta", "percent", "effect", "pvalue"
+]
+TableKind = Literal["metric", "efficiency", "ablation", "strata"]
 Align = Literal["left", "right"]
 
 
@@ -33,6 +38,8 @@ class Cell:
     text: str = ""
     mean: float | None = None
     std: float | None = None  # sample std (ddof=1); None for n < 2
+    ci_low: float | None = None  # t-based interval over seeds (metrics, n ≥ 2), or of a delta
+    ci_high: float | None = None
     n: int = 0  # seeds behind the numbers
     values: tuple[float, ...] = ()  # per seed, in ``seeds`` order
     seeds: tuple[int, ...] = ()
@@ -40,6 +47,7 @@ class Cell:
     underline: bool = False  # second best in its column
     marks: list[str] = field(default_factory=list)  # superscripts, explained in the legend
     qualifier: str = ""  # shown after the number, e.g. "GPU" / "RSS" for memory
+    comparison: dict[str, Any] | None = None  # the paired test against the reference, as JSON
     # coordinates, for tidy exports: which variant, dataset and quantity the numbers are
     variant: str | None = None
     dataset: str | None = None
@@ -55,8 +63,8 @@ class Cell:
 class Table:
     """A titled grid of cells with column headers and a legend (one line per item)."""
 
-    key: str  # stable name: the metric ("ndcg@10") or "efficiency"
-    kind: Literal["metric", "efficiency"]
+    key: str  # stable name: the metric ("ndcg@10"), "efficiency", "ablation:…", "strata:…"
+    kind: TableKind
     title: str
     header: list[str]
     align: list[Align]
@@ -93,14 +101,22 @@ class Report:
     notes: list[str] = field(default_factory=list)  # what the numbers are
     warnings: list[str] = field(default_factory=list)  # what was skipped or doubtful
     results: Results | None = field(default=None, repr=False, compare=False)  # for statistics
+    # filled by seqbench.report.analysis.analyse (empty for a plain report)
+    ablations: list[Table] = field(default_factory=list)  # one per metric with ablations
+    strata: list[Table] = field(default_factory=list)  # per metric × dataset
+    analysis: dict[str, Any] = field(default_factory=dict)  # settings, references, comparisons
+    pairs: list[Any] = field(default_factory=list, repr=False, compare=False)  # compare.Paired
 
     @property
     def all_tables(self) -> list[Table]:
-        return [*self.tables, *([self.efficiency] if self.efficiency else [])]
+        efficiency = [self.efficiency] if self.efficiency else []
+        return [*self.tables, *efficiency, *self.ablations, *self.strata]
 
     def to_dict(self) -> dict[str, Any]:
         """Every number behind every table, JSON-able (the loaded results are left out)."""
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name != "results"}
+        skipped = ("results", "pairs")  # the loaded store; the comparisons are in ``analysis``
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)
+                if f.name not in skipped}  # fmt: skip
 
 
 def _plain(value: Any) -> Any:
@@ -257,6 +273,10 @@ def aggregate(
     cell.values, cell.seeds, cell.n = tuple(float(v) for v in array), tuple(seeds), array.size
     cell.mean = float(array.mean())
     cell.std = float(array.std(ddof=1)) if array.size > 1 else None
+    if kind == "metric" and array.size > 1:
+        interval = seed_summary(array, level=CI_LEVEL).ci
+        if interval is not None:
+            cell.ci_low, cell.ci_high = float(interval.low), float(interval.high)
     return cell
 
 
@@ -299,7 +319,7 @@ def _metric_legend(name: str, split: str, sources: set[str], table: Table) -> li
     legend = [
         f"{metric_title(name)} on the {split} split, {where}.",
         "Mean ± sample standard deviation (ddof=1) over seeds; n = number of seeds "
-        "(n=1: the single value, no std).",
+        "(n=1: the single value, no std; t-based 95% intervals over seeds in the CSV and JSON).",
         "Bold: best per dataset; underlined: second best (higher is better; equal values at "
         f"{DECIMALS} decimals share the emphasis).",
     ]

@@ -109,8 +109,10 @@ def test_the_smoke_suite_validates() -> None:
     result = invoke("validate", str(REPO / "suites" / "smoke.toml"), "--json")
     assert result.exit_code == 0, result.output
     plan = json.loads(result.stdout)
-    assert plan["count"] == 6
-    assert [c["variant"]["label"] for c in plan["cells"][::2]] == ["sasrec", "gru4rec", "pop"]
+    assert plan["count"] == 8
+    assert [c["variant"]["label"] for c in plan["cells"][::2]] == [
+        "sasrec", "gru4rec", "pop", "mamba4rec@objective=all_positions"
+    ]  # fmt: skip
     sasrec = plan["cells"][0]
     assert sasrec["variant"]["params"]["hidden_size"] == 64
     assert sasrec["variant"]["params"]["n_layers"] == 2

@@ -18,7 +18,7 @@ N_ITEMS, MAX_LEN = 40, 12
 @pytest.mark.parametrize("name", TRAINED)
 def test_spec_declares_causal_and_all_positions(name: str) -> None:
     spec = get_model(name)
-    assert spec.causal and spec.all_positions
+    assert spec.is_causal() and spec.all_positions
     assert spec.cls.trainable
 
 

@@ -15,19 +15,26 @@ def test_lists_every_model_with_parameters_and_defaults() -> None:
     result = runner.invoke(app, ["models"])
     assert result.exit_code == 0, result.output
     text = result.stdout
-    for name in ("sasrec", "gru4rec", "pop"):
-        assert f"{name}:" in text
-    line = next(row for row in text.splitlines() if "hidden_dropout_prob" in row)
+    names = ["bert4rec", "bimamba4rec", "bimambaformer4rec", "echomamba4rec", "fmlprec",
+             "gru4rec", "mamba4rec", "narm", "pop", "sasrec"]  # fmt: skip
+    assert [row.split(":")[0] for row in text.splitlines() if row and row[0] != " "] == names
+    sasrec = text[text.index("sasrec:") :]
+    line = next(row for row in sasrec.splitlines() if "hidden_dropout_prob" in row)
     assert line.split()[1:3] == ["float", "0.5"]
-    assert "ablations: full" in text and "causal, all positions" in text
+    assert "ablations: full" in text and "causal, outputs every slot" in text
     assert "not trained" in text  # pop
+    echo = text[text.index("echomamba4rec:") : text.index("fmlprec:")]
+    assert "non-causal (sees later slots)" in echo
+    assert "no_filter (no learnable FFT filter" in echo and "forward_only" in echo
+    assert "no_glu" in echo and "flip" in echo and "recbole_init" in echo
 
 
 def test_json_for_one_model() -> None:
     result = runner.invoke(app, ["models", "sasrec", "--json"])
     assert result.exit_code == 0, result.output
     [model] = json.loads(result.stdout)
-    assert model["name"] == "sasrec" and model["causal"] and model["all_positions"]
+    assert model["name"] == "sasrec" and model["all_positions"]
+    assert model["causal"] == {"full": True}
     params = {p["name"]: p for p in model["params"]}
     assert params["n_heads"]["default"] == 2 and params["n_heads"]["type"] == "int"
     assert params["hidden_act"]["type"] == "gelu|relu|swish|tanh|sigmoid"

@@ -58,8 +58,14 @@ def write_cell(
     parameters: int = 1000,
     device_name: str = "Test CPU",
     error: str = "RuntimeError: boom",
+    history_len: Sequence[int] | None = None,
+    users: Sequence[int] | None = None,
+    protocol: dict[str, Any] | None = None,
 ) -> Path:
-    """One cell folder ``ROOT/<suite>/<dataset>/<label>/seed-<seed>-<hash8>/``; returns it."""
+    """One cell folder ``ROOT/<suite>/<dataset>/<label>/seed-<seed>-<hash8>/``; returns it.
+
+    Users default to ids 1…n, history lengths to 5 each, the protocol to k_core 5, max_len 50.
+    """
     variant = {
         "label": label,
         "model": model or label.split("+")[0],
@@ -85,7 +91,7 @@ def write_cell(
             "dataset": {"name": dataset, "path": None, "format": None, "options": {}},
             "variant": variant,
             "seed": seed,
-            "protocol": {"k_core": 5, "max_len": 50},
+            "protocol": protocol or {"k_core": 5, "max_len": 50},
             "train": {"epochs": 3},
             "eval": {"metrics": list(metrics), "ties": ties, "mask_history": False},
             "backend": "torch",
@@ -119,8 +125,10 @@ def write_cell(
         n = len(test_rank)
         np.savez_compressed(
             folder / "ranks.npz",
-            users=np.arange(1, n + 1, dtype=np.int64),
-            history_len=np.full(n, 5, dtype=np.int64),
+            users=np.asarray(users if users is not None else range(1, n + 1), dtype=np.int64),
+            history_len=np.asarray(
+                history_len if history_len is not None else [5] * n, dtype=np.int64
+            ),
             valid_rank=np.asarray(valid, dtype=np.float64),
             test_rank=np.asarray(test_rank, dtype=np.float64),
             valid_tied=np.zeros(n, dtype=np.int64),
@@ -172,3 +180,129 @@ def demo_store(root: Path) -> Path:
         folder.mkdir(parents=True)
         (folder / "result.json").write_text("not json at all", encoding="utf-8")
     return root / "demo"
+
+
+# ---------------------------------------------------------------------------------------------
+# Stores designed for the statistics, ablation, strata and plot tests
+# ---------------------------------------------------------------------------------------------
+
+#: 40 users; HR@10 alternates 1, 0 (ranks ≤ 10 at even positions), mean 0.5.
+BASE_RANKS = tuple((2, 15, 5, 25, 9, 40, 1, 12)[i % 8] for i in range(40))
+#: History lengths cycling through the default strata (≤5, 6–10, 11–20, 21–50, >50): 8 each.
+HISTORY = tuple((3, 8, 15, 30, 80)[i % 5] for i in range(40))
+
+
+def improved(ranks: Sequence[int], users: Sequence[int], rank: int = 1) -> tuple[int, ...]:
+    """``ranks`` with the given users' targets moved to ``rank``."""
+    return tuple(rank if i in set(users) else r for i, r in enumerate(ranks))
+
+
+MISSES = [i for i, r in enumerate(BASE_RANKS) if r > 10]  # 20 users a model can gain
+HITS = [i for i, r in enumerate(BASE_RANKS) if r <= 10]  # 20 users a model can lose
+
+
+def marks_store(root: Path) -> Path:
+    """Suite "marks": 2 datasets × 5 variants × 2 seeds × 40 users, built so that the outcome
+    of every comparison is known.
+
+    - Baselines ``sasrec`` and ``gru4rec``: on beauty sasrec has the better *valid* score and
+      gru4rec the better *test* score (2 users better, not significant), so the reference is
+      sasrec; on ml-1m the valid scores are swapped and the reference is gru4rec.
+    - ``mamba4rec`` (proposed) turns every miss into a hit: significantly better.
+    - ``fmlp`` (proposed) gains one user and loses another: no difference.
+    - ``narm`` (proposed) turns every hit into a miss: significantly worse.
+    """
+    perfect, base = (1,) * 40, BASE_RANKS
+    tests = {
+        "sasrec": base,
+        "gru4rec": improved(base, MISSES[:2]),
+        "mamba4rec": improved(base, MISSES),
+        "fmlp": improved(improved(base, MISSES[:1]), HITS[:1], 50),
+        "narm": improved(base, HITS, 50),
+    }
+    roles = {"sasrec": "baseline", "gru4rec": "baseline"}
+    for dataset, valid_best in (("beauty", "sasrec"), ("ml-1m", "gru4rec")):
+        for index, (label, test) in enumerate(tests.items()):
+            valid = perfect if label == valid_best else base
+            for seed in (1, 2):
+                # seed 2 moves one user's hit from rank 2 to rank 3: a small seed variance
+                ranks = test if seed == 1 else tuple(3 if r == 2 else r for r in test)
+                write_cell(root, suite="marks", dataset=dataset, label=label, order=(index, 0, 0),
+                           role=roles.get(label, "proposed"), seed=seed, test_rank=ranks,
+                           valid_rank=valid, history_len=HISTORY)  # fmt: skip
+    return root / "marks"
+
+
+def ablation_store(root: Path) -> Path:
+    """Suite "abl": a ``sasrec`` baseline and mamba4rec with ablations full, no_filter (loses
+    every hit the full model adds: significantly worse) and forward_only (one user worse: no
+    significant difference), 2 seeds, 40 users, one dataset."""
+    full = improved(BASE_RANKS, MISSES)
+    variants = {  # label: (ablation, test ranks)
+        "sasrec": ("full", BASE_RANKS),
+        "mamba4rec": ("full", full),
+        "mamba4rec+no_filter": ("no_filter", BASE_RANKS),
+        "mamba4rec+forward_only": ("forward_only", improved(full, MISSES[:1], 30)),
+    }
+    for index, (label, (ablation, test)) in enumerate(variants.items()):
+        model = label.split("+")[0]
+        for seed in (1, 2):
+            write_cell(root, suite="abl", label=label, model=model, ablation=ablation,
+                       order=(min(index, 1), max(index - 1, 0), 0), seed=seed, test_rank=test,
+                       role="baseline" if model == "sasrec" else "proposed",
+                       params={"hidden_size": 64, "d_state": 16} if model == "mamba4rec"
+                       else None, history_len=HISTORY)  # fmt: skip
+    return root / "abl"
+
+
+#: max_len → (seconds per epoch, peak GPU MiB): time linear, memory quadratic in max_len.
+SCALING = {20: (0.2, 40.0), 50: (0.5, 250.0), 100: (1.0, 1000.0), 200: (2.0, 4000.0)}
+D_STATES = {8: 0, 16: 5, 32: 10}  # d_state → users whose miss becomes a hit
+NOISE = {0.0: 0, 0.1: 4, 0.2: 8}  # noise ratio → users whose hit becomes a miss
+
+
+def sweep_store(root: Path) -> Path:
+    """Suite "sweeps", one dataset, 2 seeds, 40 users: sasrec swept over ``max_len`` (timing and
+    memory from :data:`SCALING`) and over ``noise_ratio`` (:data:`NOISE`), mamba4rec over
+    ``d_state`` (:data:`D_STATES`; HR@10 = 0.5 + gained / 40)."""
+    entries: list[tuple[str, str, dict[str, Any], tuple[int, ...], dict[str, Any]]] = []
+    for max_len, (seconds, mib) in SCALING.items():
+        extra = {"protocol": {"k_core": 5, "max_len": max_len},
+                 "timing": {"seconds_per_epoch": seconds, "train_seconds": 10 * seconds,
+                            "total_seconds": 20 * seconds, "inference_seconds": 0.1,
+                            "users_per_second": 400.0},
+                 "memory": {"peak_rss_mib": 900.0, "peak_device_mib": mib}}  # fmt: skip
+        entries.append(("sasrec", f"sasrec@max_len={max_len}", {"max_len": max_len}, BASE_RANKS,
+                        extra))  # fmt: skip
+    for d_state, gained in D_STATES.items():
+        test = improved(BASE_RANKS, MISSES[:gained])
+        entries.append(("mamba4rec", f"mamba4rec@d_state={d_state}", {"d_state": d_state}, test,
+                        {"params": {"d_state": d_state}}))  # fmt: skip
+    for noise, lost in NOISE.items():
+        entries.append(("sasrec", f"sasrec@noise_ratio={noise}", {"noise_ratio": noise},
+                        improved(BASE_RANKS, HITS[:lost], 50), {}))  # fmt: skip
+    for index, (model, label, sweep, test, extra) in enumerate(entries):
+        for seed in (1, 2):
+            # seed 2 loses one more hit: a seed spread, so that the plots have intervals
+            hit = [i for i in HITS if test[i] <= 10][:1]
+            ranks = test if seed == 1 else improved(test, hit, 50)
+            write_cell(root, suite="sweeps", label=label, model=model, sweep=sweep,
+                       order=(index, 0, 0), seed=seed, test_rank=ranks, history_len=HISTORY,
+                       role="baseline" if model == "sasrec" else "proposed", **extra)  # fmt: skip
+    return root / "sweeps"
+
+
+def acceptance_store(root: Path, users: int = 300) -> Path:
+    """Suite "accept": 2 models × 2 seeds on one dataset of ``users`` users, ranks drawn at
+    random; the proposed mamba4rec moves a third of sasrec's misses to rank 1."""
+    rng = np.random.default_rng(0)
+    history = rng.integers(1, 120, size=users).tolist()
+    for seed in (1, 2):
+        base = rng.integers(1, 40, size=users)
+        gain = (base > 10) & (rng.random(users) < 1 / 3)
+        ranks = {"sasrec": base, "mamba4rec": np.where(gain, 1, base)}
+        for index, (label, test) in enumerate(ranks.items()):
+            write_cell(root, suite="accept", label=label, order=(index, 0, 0), seed=seed,
+                       role="baseline" if label == "sasrec" else "proposed",
+                       test_rank=test.tolist(), history_len=history)  # fmt: skip
+    return root / "accept"

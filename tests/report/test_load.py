@@ -168,3 +168,33 @@ def test_a_damaged_ranks_file_is_an_error_naming_it(tmp_path: Path) -> None:
     cell = read_result_file(folder / "result.json")
     with pytest.raises(ResultFileError, match=r"ranks\.npz: is missing"):
         cell.per_user("hr@10", "test")
+
+
+def test_split_users_pair_with_per_user_values(tmp_path: Path) -> None:
+    folder = write_cell(tmp_path, test_rank=(1, 20), users=(7, 3), history_len=(4, 60))
+    np.savez(
+        folder / "ranks.npz",
+        users=np.array([7, 3, 9]),
+        history_len=np.array([4, 60, 12]),
+        valid_rank=np.array([1.0, np.nan, 2.0]),
+        valid_tied=np.array([0, -1, 0]),
+        test_rank=np.array([1.0, 20.0, 2.0]),
+        test_tied=np.array([0, 0, 0]),
+        ties=np.array("pessimistic"),
+    )
+    cell = read_result_file(folder / "result.json")
+    users, history = cell.split_users("test")
+    assert users.tolist() == [7, 3, 9] and history is not None and history.tolist() == [4, 60, 12]
+    users, history = cell.split_users("valid")  # the user without a validation sample is dropped
+    assert users.tolist() == [7, 9] and history is not None and history.tolist() == [4, 12]
+    assert cell.per_user("hr@10", "valid").tolist() == [1.0, 1.0]
+
+
+def test_a_history_of_the_wrong_length_is_an_error(tmp_path: Path) -> None:
+    folder = write_cell(tmp_path)
+    arrays = dict(np.load(folder / "ranks.npz"))
+    arrays["history_len"] = np.array([1, 2])
+    np.savez(folder / "ranks.npz", **arrays)
+    cell = read_result_file(folder / "result.json")
+    with pytest.raises(ResultFileError, match="arrays of different shapes"):
+        cell.split_users("test")

@@ -13,15 +13,25 @@ from pathlib import Path
 import pytest
 
 from seqbench.report import Report, build_report, load_results, to_csv, to_latex, to_markdown
+from seqbench.report.analysis import analyse
+from seqbench.report.options import ReportOptions
 from seqbench.report.render import (
     CSV_COLUMNS,
     format_mib,
+    format_p,
     format_seconds,
     latex_escape,
     md_escape,
     to_rich,
 )
-from tests.report.store import demo_store, write_cell
+from tests.report.store import (
+    ablation_store,
+    acceptance_store,
+    demo_store,
+    marks_store,
+    sweep_store,
+    write_cell,
+)
 
 
 @pytest.fixture
@@ -142,16 +152,77 @@ def test_rich_rendering_builds_tables(report: Report) -> None:
     assert "HR@10 (test)" in shown and "0.8750 ± 0.1768 (n=2)" in shown and "Efficiency" in shown
 
 
+@pytest.fixture(scope="module")
+def every_latex(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The LaTeX of every kind of table seqbench writes: plain, marked (each option that changes
+    the legend), ablations, strata, sweeps, the acceptance store."""
+    root = tmp_path_factory.mktemp("latex")
+    marks = marks_store(root / "m")
+
+    def latex(store: Path, metrics: list[str], **options: object) -> str:
+        report = build_report(load_results(store), metrics)
+        return to_latex(analyse(report, ReportOptions(**options)))  # type: ignore[arg-type]
+
+    return {
+        "plain": to_latex(build_report(load_results(demo_store(root / "d")))),
+        "demo": latex(root / "d" / "demo", ["hr@10"]),
+        "marks": latex(marks, ["hr@10", "ndcg@10"], strata=(10, 20)),
+        "one-sided": latex(marks, ["mrr@10"], alternative="less", family="column",
+                           correction="bh", strata=None),
+        "no-marks": latex(marks, ["hr@10"], marks=False, reference="narm", strata=None),
+        "ablation": latex(ablation_store(root / "a"), ["ndcg@10"]),
+        "sweeps": latex(sweep_store(root / "s"), ["hr@10"], strata=None),
+        "accept": latex(acceptance_store(root / "c"), ["ndcg@10"]),
+    }  # fmt: skip
+
+
+def test_every_generated_latex_is_ascii_and_balanced(every_latex: dict[str, str]) -> None:
+    for name, text in every_latex.items():
+        body = [line for line in text.splitlines() if not line.startswith("%")]
+        assert all(line.isascii() for line in body), name
+        assert all(line.count("{") == line.count("}") for line in body), name
+        assert text.count("\\begin{table}") == text.count("\\bottomrule"), name
+    marks = every_latex["marks"]
+    assert "\\textsuperscript{$\\uparrow$}" in marks and "\\textsuperscript{$\\downarrow$}" in marks
+    assert "\\textsuperscript{$\\dagger$}" in marks
+    assert "$\\uparrow$/$\\downarrow$: significantly better/worse" in marks
+    assert "\\begin{tabular}{lllrrrrrr}" in every_latex["ablation"]
+
+
+def test_new_cell_kinds_and_csv_columns(every_latex: dict[str, str], tmp_path: Path) -> None:
+    assert [format_p(p) for p in (0.5, 0.0123, 0.0004)] == ["0.500", "0.012", "<0.001"]
+    report = analyse(build_report(load_results(marks_store(tmp_path)), ["hr@10"]),
+                     ReportOptions(strata=(10,)))  # fmt: skip
+    rows = list(csv.DictReader(io.StringIO(to_csv(report))))
+    better = next(r for r in rows if (r["table"], r["variant"], r["dataset"])
+                  == ("metric", "mamba4rec", "beauty"))  # fmt: skip
+    assert (better["marks"], better["reference"], better["significant"]) == ("▲", "sasrec", "True")
+    assert float(better["diff"]) == pytest.approx(0.5) and better["test"] == "t"
+    assert float(better["diff_low"]) <= 0.5 <= float(better["diff_high"])
+    assert float(better["p_adjusted"]) >= float(better["p_value"])
+    assert float(better["ci_low"]) <= float(better["mean"]) <= float(better["ci_high"])
+    reference = next(r for r in rows if (r["table"], r["variant"], r["dataset"])
+                     == ("metric", "sasrec", "beauty"))  # fmt: skip
+    assert (reference["marks"], reference["reference"], reference["diff"]) == ("†", "", "")
+    strata = [r for r in rows if r["table"] == "strata" and r["variant"] == "mamba4rec"]
+    assert sorted(r["column"] for r in strata) == sorted(["≤10 (n=16)", ">10 (n=24)"] * 2)
+
+
 @pytest.mark.skipif(
     not (shutil.which("pdflatex") and os.environ.get("CI")),
     reason="compiling LaTeX needs pdflatex on PATH and the CI variable set (the CI step has both)",
 )
-def test_latex_compiles_with_pdflatex(report: Report, tmp_path: Path) -> None:
-    (tmp_path / "tables.tex").write_text(to_latex(report), encoding="utf-8")
+def test_latex_compiles_with_pdflatex(
+    report: Report, every_latex: dict[str, str], tmp_path: Path
+) -> None:
+    files = {"tables": to_latex(report), **every_latex}
+    for name, text in files.items():
+        (tmp_path / f"{name}.tex").write_text(text, encoding="utf-8")
     document = tmp_path / "doc.tex"
     document.write_text(
         "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
-        "\\input{tables.tex}\n\\end{document}\n",
+        + "".join(f"\\input{{{name}.tex}}\n\\clearpage\n" for name in files)
+        + "\\end{document}\n",
         encoding="utf-8",
     )
     run = subprocess.run(
@@ -160,3 +231,5 @@ def test_latex_compiles_with_pdflatex(report: Report, tmp_path: Path) -> None:
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:]
     assert (tmp_path / "doc.pdf").stat().st_size > 0
+    log = (tmp_path / "doc.log").read_text(errors="replace")
+    assert "Missing character" not in log and "Undefined control sequence" not in log

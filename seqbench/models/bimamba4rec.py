@@ -1,0 +1,79 @@
+"""Bi-Mamba4Rec, the EchoMamba4Rec paper's bidirectional baseline (model-reference §4, last
+paragraph): paper-described, code-unverified.
+
+No code for it exists anywhere; the EchoMamba4Rec paper (arXiv 2406.02638, §4.1 and Fig. 3)
+only names it and draws it after Bi-Mamba4TS (Liang et al., arXiv 2404.15772). This is the
+reading consistent with the EchoMamba4Rec repository: Mamba4Rec's skeleton with each
+``MambaLayer`` replaced by EchoMamba4Rec's bidirectional pair (forward and flipped backward Mamba,
+each with residual + LayerNorm, summed) followed by Mamba4Rec's feed-forward network; no FFT
+filter, no GLU.
+"""
+
+from __future__ import annotations
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from seqbench.models.layers.bidirectional import BidirectionalPairs, FlipMode
+from seqbench.models.layers.ffn import FeedForward
+from seqbench.models.mamba_family import MambaRecommender, MambaRecParams
+from seqbench.models.registry import FULL, MODELS, register_model
+
+REFERENCE = (
+    "no public code; EchoMamba4Rec paper (arXiv 2406.02638) §4.1, Fig. 3 after Bi-Mamba4TS "
+    "(arXiv 2404.15772); blocks from wyd0042/EchoMamba4Rec and chengkai-liu/Mamba4Rec"
+)
+
+
+class BiMamba4RecParams(MambaRecParams):
+    flip: FlipMode = Field(
+        "full",
+        description="'full' reverses all L slots (as EchoMamba4Rec); 'per_length' only "
+        "the real items.",
+    )
+
+
+class BiMambaFFNLayer(BidirectionalPairs):
+    """One forward/backward pair (summed), then the position-wise feed-forward network."""
+
+    def __init__(self, params: BiMamba4RecParams) -> None:
+        super().__init__()
+        self._build_pairs(params, 1, True, params.flip)
+        self.ffn = FeedForward(params.hidden_size, 4 * params.hidden_size, params.dropout_prob)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.ffn(self._run_pairs(x, lengths))
+
+
+@register_model(
+    "bimamba4rec",
+    params=BiMamba4RecParams,
+    summary="Bidirectional Mamba pair + feed-forward network (paper-described, no public code).",
+    causal=False,
+    all_positions=True,
+    reference=REFERENCE,
+    kernels=True,
+)
+class BiMamba4Rec(MambaRecommender):
+    """E → Dropout → LN → num_layers × [bidirectional pair → FFN] → slot length − 1 → tied CE.
+
+    Paper-described, code-unverified: the structure is our reading (module docstring). Not
+    causal (the backward branch reads later slots): last-position objective only.
+    """
+
+    def __init__(
+        self, params: BiMamba4RecParams, *, n_items: int, max_len: int, ablation: str = FULL
+    ) -> None:
+        super().__init__()
+        MODELS[self.spec_name].check_ablation(ablation, type(self).__name__)
+        self.params, self.ablation = params, ablation
+        self.n_items, self.max_len = n_items, max_len
+        self._embedding(n_items, params.hidden_size, params.dropout_prob)
+        self.mamba_layers = nn.ModuleList(BiMambaFFNLayer(params) for _ in range(params.num_layers))
+        self._init_weights(params)
+
+    def encode(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        for layer in self.mamba_layers:
+            hidden = layer(hidden, lengths)
+        return hidden

@@ -1,0 +1,190 @@
+"""``mamba_ssm.Mamba`` (v1 block) rebuilt in pure PyTorch, with the fused kernels as a backend.
+
+Follows ``mamba_ssm/modules/mamba_simple.py`` (state-spaces/mamba, identical from v1.1.4 to
+v2.2.x) and model-reference §2.1–§2.2: the same parameter names, shapes, creation order and
+default initialisation, so that ``load_state_dict`` moves weights both ways, and the same
+arithmetic (Gu & Dao, "Mamba", 2023, Algorithm 2 with ZOH on A and the simplified Δ·B input)::
+
+    [x; z] = in_proj(h)                        # (B, L, 2·d_inner)
+    x      = SiLU(causal depthwise conv(x))    # slot t sees slots t − d_conv + 1 … t
+    [δ; B; C] = x_proj(x)                       # split [dt_rank, d_state, d_state]
+    Δ      = softplus(dt_proj.weight·δ + dt_proj.bias)
+    y      = selective_scan(x, Δ, A = −exp(A_log), B, C, D)  # float32
+    out    = out_proj(y ⊙ SiLU(z))
+
+The pieces are separately callable (:meth:`Mamba.conv`, :meth:`Mamba.delta_pre_bias`,
+:meth:`Mamba.scan`) and two hooks may rewrite intermediate tensors, both batch-first
+(B, L, d_inner): ``conv_hook`` between the convolution (after SiLU) and everything that reads
+it, and ``delta_hook`` on Δ before the bias and softplus (M2Rec's filter acts there). A hook
+forces the unfused path on the ``mamba_ssm`` backend.
+
+Backends (see :mod:`seqbench.models.layers.kernels`): ``torch`` runs everything here
+(:func:`~seqbench.models.layers.selective_scan.selective_scan` for the scan); ``mamba_ssm``
+runs ``mamba_inner_fn`` (conv, projections and scan fused) or, with a hook, ``causal_conv1d_fn``
+and ``selective_scan_fn``, exactly the two code paths of ``Mamba.forward``.
+
+Deliberate deviations: no inference cache (``inference_params``/step decoding: a recommender
+scores whole sequences), no ``layer_idx``, ``use_fast_path`` is the backend choice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from seqbench.models.layers.kernels import Backend, require_kernels
+from seqbench.models.layers.selective_scan import selective_scan
+
+Hook = Callable[[Tensor], Tensor]
+
+
+class Mamba(nn.Module):
+    """One Mamba block; parameter names and defaults of ``mamba_ssm.Mamba``."""
+
+    def __init__(
+        self,
+        d_model: int,
+        d_state: int = 16,
+        d_conv: int = 4,
+        expand: int = 2,
+        dt_rank: int | str = "auto",
+        dt_min: float = 0.001,
+        dt_max: float = 0.1,
+        dt_init: str = "random",
+        dt_scale: float = 1.0,
+        dt_init_floor: float = 1e-4,
+        conv_bias: bool = True,
+        bias: bool = False,
+    ) -> None:
+        super().__init__()
+        self.d_model = d_model
+        self.d_state = d_state
+        self.d_conv = d_conv
+        self.d_inner = expand * d_model
+        self.dt_rank = math.ceil(d_model / 16) if dt_rank == "auto" else int(dt_rank)
+        self.backend: Backend = "torch"
+        self.conv_hook: Hook | None = None
+        self.delta_hook: Hook | None = None
+        # creation order = mamba_ssm's, so that one seed gives the same initial weights
+        self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=bias)
+        self.conv1d = nn.Conv1d(
+            self.d_inner,
+            self.d_inner,
+            kernel_size=d_conv,
+            groups=self.d_inner,
+            padding=d_conv - 1,
+            bias=conv_bias,
+        )
+        self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False)
+        self.dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True)
+        std = self.dt_rank**-0.5 * dt_scale
+        if dt_init == "constant":
+            nn.init.constant_(self.dt_proj.weight, std)
+        elif dt_init == "random":
+            nn.init.uniform_(self.dt_proj.weight, -std, std)
+        else:
+            raise ValueError(f"dt_init must be 'random' or 'constant', not {dt_init!r}")
+        dt = torch.exp(
+            torch.rand(self.d_inner) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
+        ).clamp(min=dt_init_floor)
+        with torch.no_grad():  # inverse of softplus: softplus(bias) = dt
+            self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+        self.dt_proj.bias._no_reinit = True  # type: ignore[attr-defined]  # mamba_ssm's flag
+        a = torch.arange(1, d_state + 1, dtype=torch.float32).repeat(self.d_inner, 1)
+        self.A_log = nn.Parameter(torch.log(a))  # S4D-real
+        self.A_log._no_weight_decay = True  # type: ignore[attr-defined]
+        self.D = nn.Parameter(torch.ones(self.d_inner))
+        self.D._no_weight_decay = True  # type: ignore[attr-defined]
+        self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias)
+
+    # -- the pieces (batch-first, torch backend) --------------------------------------------
+
+    def conv(self, x: Tensor) -> Tensor:
+        """SiLU(causal depthwise convolution): (B, L, d_inner) → (B, L, d_inner); zero history
+        before slot 0, as ``F.conv1d`` with left padding d_conv − 1 (``causal_conv1d_ref``)."""
+        length = x.shape[1]
+        out = F.conv1d(
+            x.transpose(1, 2), self.conv1d.weight, self.conv1d.bias,
+            padding=self.d_conv - 1, groups=self.d_inner,
+        )  # fmt: skip
+        return F.silu(out[..., :length]).transpose(1, 2)
+
+    def project(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """x_proj split into (δ (B, L, dt_rank), B (B, L, d_state), C (B, L, d_state))."""
+        return torch.split(self.x_proj(x), [self.dt_rank, self.d_state, self.d_state], dim=-1)
+
+    def delta_pre_bias(self, dt_low_rank: Tensor) -> Tensor:
+        """dt_proj.weight·δ, before the bias and softplus: (B, L, d_inner)."""
+        return dt_low_rank @ self.dt_proj.weight.T
+
+    def A(self) -> Tensor:
+        """−exp(A_log) in float32 (float64 for a float64 block)."""
+        return -torch.exp(self.A_log.to(torch.promote_types(self.A_log.dtype, torch.float32)))
+
+    def scan(self, x: Tensor, delta_pre_bias: Tensor, B: Tensor, C: Tensor) -> Tensor:
+        """Δ = softplus(pre + bias), then the selective scan with D: (B, L, d_inner)."""
+        wide = torch.promote_types(delta_pre_bias.dtype, torch.float32)
+        delta = F.softplus(delta_pre_bias.to(wide) + self.dt_proj.bias.to(wide))
+        return selective_scan(x, delta, self.A(), B, C, self.D.to(wide))
+
+    # -- forward ---------------------------------------------------------------------------
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        """(B, L, d_model) → (B, L, d_model)."""
+        if self.backend == "mamba_ssm":
+            return self._forward_kernels(hidden)
+        if self.backend != "torch":
+            raise ValueError(f"unknown backend {self.backend!r}")
+        x, z = self.in_proj(hidden).chunk(2, dim=-1)
+        x = self.conv(x)
+        if self.conv_hook is not None:
+            x = self.conv_hook(x)
+        dt, B, C = self.project(x)
+        delta = self.delta_pre_bias(dt)
+        if self.delta_hook is not None:
+            delta = self.delta_hook(delta)
+        y = self.scan(x, delta, B, C)
+        return self.out_proj(y * F.silu(z))
+
+    def _forward_kernels(self, hidden: Tensor) -> Tensor:
+        """mamba_ssm's two code paths: fused without hooks, conv + scan kernels with hooks."""
+        k = require_kernels()
+        xz = self.in_proj(hidden).transpose(1, 2).contiguous()  # (B, 2·d_inner, L), L-major
+        A = self.A()
+        if self.conv_hook is None and self.delta_hook is None:
+            return k.mamba_inner_fn(
+                xz, self.conv1d.weight, self.conv1d.bias, self.x_proj.weight,
+                self.dt_proj.weight, self.out_proj.weight, self.out_proj.bias, A, None, None,
+                self.D.float(), delta_bias=self.dt_proj.bias.float(), delta_softplus=True,
+            ).contiguous()  # fmt: skip
+        x, z = xz.chunk(2, dim=1)
+        weight = self.conv1d.weight.squeeze(1)  # (d_inner, d_conv)
+        x = k.causal_conv1d_fn(x.contiguous(), weight, self.conv1d.bias, activation="silu")
+        x = x.transpose(1, 2)  # (B, L, d_inner)
+        if self.conv_hook is not None:
+            x = self.conv_hook(x)
+        dt, B, C = self.project(x)
+        delta = self.delta_pre_bias(dt)
+        if self.delta_hook is not None:
+            delta = self.delta_hook(delta)
+        y = k.selective_scan_fn(
+            x.transpose(1, 2).contiguous(), delta.transpose(1, 2).contiguous(), A,
+            B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous(), self.D.float(),
+            z=z.contiguous(), delta_bias=self.dt_proj.bias.float(), delta_softplus=True,
+        )  # fmt: skip
+        return self.out_proj(y.transpose(1, 2))
+
+
+def set_backend(model: nn.Module, backend: Backend) -> None:
+    """Run every Mamba block of ``model`` on ``backend``."""
+    for module in model.modules():
+        if isinstance(module, Mamba):
+            module.backend = backend
+
+
+def uses_mamba(model: nn.Module) -> bool:
+    return any(isinstance(m, Mamba) for m in model.modules())

@@ -1,0 +1,101 @@
+"""Every registered model × ablation trains and evaluates through ``seqbench run`` (CPU, tiny
+synthetic data, one epoch), and the all-positions objective is refused where it would leak."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from seqbench.models.registry import all_models
+from tests.cli.test_run_cli import seqbench
+
+SMALL = {  # small blocks, so that a full model × ablation grid runs in seconds
+    "mamba4rec": "{ hidden_size = 16, d_state = 4 }",
+    "echomamba4rec": "{ hidden_size = 16, d_state = 4 }",
+    "bimamba4rec": "{ hidden_size = 16, d_state = 4 }",
+    "bimambaformer4rec": "{ hidden_size = 16, d_state = 4 }",
+}
+
+HEAD = """
+[suite]
+name = "every"
+seeds = [1]
+
+[protocol]
+max_len = 10
+
+[train]
+epochs = 1
+batch_size = 256
+objective = "{objective}"
+
+[[datasets]]
+name = "synthetic"
+options = {{ n_users = 120, n_items = 40, seed = 5 }}
+"""
+
+
+def suite_text(models: dict[str, list[str]], objective: str = "last") -> str:
+    text = HEAD.format(objective=objective)
+    for name, ablations in models.items():
+        text += f'\n[[models]]\nmodel = "{name}"\nablations = {json.dumps(ablations)}\n'
+        if name in SMALL:
+            text += f"params = {SMALL[name]}\n"
+    return text
+
+
+def test_every_model_and_ablation_runs_end_to_end(tmp_path: Path) -> None:
+    models = {
+        name: list(spec.ablations)
+        for name, spec in sorted(all_models().items())
+        if not spec.cls.__module__.startswith("tests.")
+    }
+    assert {"mamba4rec", "echomamba4rec", "bimamba4rec", "bimambaformer4rec", "bert4rec",
+            "narm", "fmlprec", "sasrec", "gru4rec", "pop"} <= set(models)  # fmt: skip
+    assert models["echomamba4rec"] == ["full", "no_filter", "forward_only", "no_glu"]
+    suite = tmp_path / "every.toml"
+    suite.write_text(suite_text(models), encoding="utf-8")
+    root = tmp_path / "R"
+    done = seqbench("run", str(suite), "--results", str(root), "--quiet")
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = [json.loads(p.read_text()) for p in root.glob("every/*/*/*/result.json")]
+    expected = sum(len(a) for a in models.values())
+    assert len(results) == expected
+    assert all(r["status"] == "ok" for r in results)
+    by_variant = {(r["cell"]["variant"]["model"], r["cell"]["variant"]["ablation"]): r
+                  for r in results}  # fmt: skip
+    assert len(by_variant) == expected  # structured identity: model and ablation as fields
+    echo = by_variant["echomamba4rec", "full"]
+    assert echo["cell"]["backend"] == "torch"  # resolved on the CPU, recorded and hashed
+    assert echo["cell"]["identity"]["backend"] == "torch"
+    assert by_variant["echomamba4rec", "no_glu"]["parameters"] < echo["parameters"]
+    for r in results:
+        assert 0.0 <= r["metrics"]["test"]["ndcg@10"] <= 1.0
+
+
+def test_all_positions_objective_runs_causal_models_and_refuses_the_others(
+    tmp_path: Path,
+) -> None:
+    refused = tmp_path / "refused.toml"
+    refused.write_text(
+        suite_text(
+            {"mamba4rec": ["full"], "echomamba4rec": ["full", "no_filter"]}, "all_positions"
+        ),
+        encoding="utf-8",
+    )
+    check = seqbench("validate", str(refused))
+    assert check.returncode != 0
+    message = " ".join(check.stderr.split())
+    assert (
+        "'echomamba4rec' ablation 'no_filter' cannot train with objective 'all_positions'"
+        in message
+    )
+    assert "not causal" in message and "mamba4rec" in message
+
+    allowed = tmp_path / "allowed.toml"
+    allowed.write_text(suite_text({"mamba4rec": ["full"]}, "all_positions"), encoding="utf-8")
+    done = seqbench("run", str(allowed), "--results", str(tmp_path / "R"), "--quiet")
+    assert done.returncode == 0, done.stdout + done.stderr
+    (result,) = [json.loads(p.read_text()) for p in (tmp_path / "R").glob("*/*/*/*/result.json")]
+    assert result["cell"]["train"]["objective"] == "all_positions"
+    assert result["cell"]["identity"]["train"]["objective"] == "all_positions"

@@ -1,0 +1,1 @@
+"""Tests of seqbench.stats: paired tests, corrections, effects and their calibration."""
