@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
@@ -81,6 +80,8 @@ def main() -> None:
         return
     import torch
 
+    from seqbench import environment
+
     runs = []
     for name, objective in RUNS:
         proc = subprocess.run(
@@ -96,15 +97,9 @@ def main() -> None:
         print(json.dumps(runs[-1]), flush=True)
     record = {
         "benchmark": "Mamba models on ml-100k, seconds per training epoch",
-        "device": args.device,
-        "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda")
-        else platform.processor() or platform.machine(),
-        "cpu_count": __import__("os").cpu_count(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
+        "environment": environment.describe(torch.device(args.device)),
         "runs": runs,
-    }  # fmt: skip
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 

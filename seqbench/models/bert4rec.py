@@ -10,11 +10,10 @@ Transformer", CIKM 2019.
 from __future__ import annotations
 
 from functools import partial
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, model_validator
+from pydantic import Field
 from torch import nn
 
 from seqbench.errors import ConfigError
@@ -22,7 +21,8 @@ from seqbench.models.base import SequentialRecommender
 from seqbench.models.layers.dropout import Dropout
 from seqbench.models.layers.init import recbole_normal_init
 from seqbench.models.layers.transformer import TransformerEncoder, attention_mask
-from seqbench.models.registry import FULL, MODELS, ModelParams, register_model
+from seqbench.models.registry import FULL, MODELS, register_model
+from seqbench.models.sasrec import SASRecParams
 
 REFERENCE = (
     "RecBole v1.2.0 recbole/model/sequential_recommender/bert4rec.py + "
@@ -30,25 +30,15 @@ REFERENCE = (
 )
 
 
-class BERT4RecParams(ModelParams):
-    """RecBole's names and defaults (properties/model/BERT4Rec.yaml), so configs transfer."""
+class BERT4RecParams(SASRecParams):
+    """RecBole's names and defaults (properties/model/BERT4Rec.yaml), so configs transfer: the
+    transformer keys of SASRec (same meaning), dropouts 0.2, and the cloze keys."""
 
-    n_layers: int = Field(2, ge=1, description="Transformer layers.")
-    n_heads: int = Field(2, ge=1, description="Attention heads (must divide hidden_size).")
-    hidden_size: int = Field(64, ge=1, description="Item, position and hidden dimension d.")
-    inner_size: int = Field(256, ge=1, description="Inner dimension of the feed-forward network.")
     hidden_dropout_prob: float = Field(
         0.2, ge=0.0, lt=1.0, description="Dropout on embeddings and after each sub-layer."
     )
     attn_dropout_prob: float = Field(
         0.2, ge=0.0, lt=1.0, description="Dropout on the attention probabilities."
-    )
-    hidden_act: Literal["gelu", "relu", "swish", "tanh", "sigmoid"] = Field(
-        "gelu", description="Feed-forward activation (gelu = exact erf GELU)."
-    )
-    layer_norm_eps: float = Field(1e-12, gt=0.0, description="LayerNorm epsilon.")
-    initializer_range: float = Field(
-        0.02, gt=0.0, description="Std of the normal init of every Linear and Embedding weight."
     )
     mask_ratio: float = Field(
         0.2,
@@ -64,14 +54,6 @@ class BERT4RecParams(ModelParams):
         description="Probability that a training batch masks only each sequence's last item "
         "(RecBole's fine-tuning samples) instead of random items.",
     )
-
-    @model_validator(mode="after")
-    def _heads_divide_hidden(self) -> BERT4RecParams:
-        if self.hidden_size % self.n_heads != 0:
-            raise ValueError(
-                f"hidden_size ({self.hidden_size}) must be a multiple of n_heads ({self.n_heads})"
-            )
-        return self
 
 
 @register_model(

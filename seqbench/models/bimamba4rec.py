@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import torch
 from pydantic import Field
-from torch import nn
 
 from seqbench.models.layers.bidirectional import BidirectionalPairs, FlipMode
 from seqbench.models.layers.ffn import FeedForward
 from seqbench.models.mamba_family import MambaRecommender, MambaRecParams
-from seqbench.models.registry import FULL, MODELS, register_model
+from seqbench.models.registry import FULL, register_model
 
 REFERENCE = (
     "no public code; EchoMamba4Rec paper (arXiv 2406.02638) §4.1, Fig. 3 after Bi-Mamba4TS "
@@ -66,14 +65,4 @@ class BiMamba4Rec(MambaRecommender):
         self, params: BiMamba4RecParams, *, n_items: int, max_len: int, ablation: str = FULL
     ) -> None:
         super().__init__()
-        MODELS[self.spec_name].check_ablation(ablation, type(self).__name__)
-        self.params, self.ablation = params, ablation
-        self.n_items, self.max_len = n_items, max_len
-        self._embedding(n_items, params.hidden_size, params.dropout_prob)
-        self.mamba_layers = nn.ModuleList(BiMambaFFNLayer(params) for _ in range(params.num_layers))
-        self._init_weights(params)
-
-    def encode(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        for layer in self.mamba_layers:
-            hidden = layer(hidden, lengths)
-        return hidden
+        self._build(params, n_items, max_len, ablation, lambda: BiMambaFFNLayer(params))

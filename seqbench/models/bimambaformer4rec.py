@@ -23,7 +23,7 @@ from seqbench.models.layers.bidirectional import BidirectionalPairs, FlipMode
 from seqbench.models.layers.dropout import Dropout
 from seqbench.models.layers.glu import GLU
 from seqbench.models.mamba_family import MambaRecommender, MambaRecParams
-from seqbench.models.registry import FULL, MODELS, register_model
+from seqbench.models.registry import FULL, register_model
 
 REFERENCE = (
     "no public code; EchoMamba4Rec paper (arXiv 2406.02638) §4.1, Fig. 4; attention block = "
@@ -96,16 +96,4 @@ class BiMambaformer4Rec(MambaRecommender):
         self, params: BiMambaformer4RecParams, *, n_items: int, max_len: int, ablation: str = FULL
     ) -> None:
         super().__init__()
-        MODELS[self.spec_name].check_ablation(ablation, type(self).__name__)
-        self.params, self.ablation = params, ablation
-        self.n_items, self.max_len = n_items, max_len
-        self._embedding(n_items, params.hidden_size, params.dropout_prob)
-        self.mamba_layers = nn.ModuleList(
-            BiMambaformerLayer(params) for _ in range(params.num_layers)
-        )
-        self._init_weights(params)
-
-    def encode(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        for layer in self.mamba_layers:
-            hidden = layer(hidden, lengths)
-        return hidden
+        self._build(params, n_items, max_len, ablation, lambda: BiMambaformerLayer(params))

@@ -14,13 +14,12 @@ from typing import Literal
 
 import torch
 from pydantic import Field
-from torch import nn
 
 from seqbench.models.layers.bidirectional import BidirectionalPairs, FlipMode
 from seqbench.models.layers.fft_filter import FilterLayer
 from seqbench.models.layers.glu import GLU
 from seqbench.models.mamba_family import MambaRecommender, MambaRecParams
-from seqbench.models.registry import FULL, MODELS, register_model
+from seqbench.models.registry import FULL, register_model
 
 REFERENCE = (
     "wyd0042/EchoMamba4Rec EchoMamba4Rec_submitted/model.py (EchoMamba4Rec, BiMambaLayer, "
@@ -122,16 +121,6 @@ class EchoMamba4Rec(MambaRecommender):
         self, params: EchoMamba4RecParams, *, n_items: int, max_len: int, ablation: str = FULL
     ) -> None:
         super().__init__()
-        MODELS[self.spec_name].check_ablation(ablation, type(self).__name__)
-        self.params, self.ablation = params, ablation
-        self.n_items, self.max_len = n_items, max_len
-        self._embedding(n_items, params.hidden_size, params.dropout_prob)
-        self.mamba_layers = nn.ModuleList(
-            BiMambaLayer(params, max_len, ablation) for _ in range(params.num_layers)
+        self._build(
+            params, n_items, max_len, ablation, lambda: BiMambaLayer(params, max_len, ablation)
         )
-        self._init_weights(params)
-
-    def encode(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        for layer in self.mamba_layers:
-            hidden = layer(hidden, lengths)
-        return hidden

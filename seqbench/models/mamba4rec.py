@@ -13,7 +13,7 @@ from torch import nn
 from seqbench.models.layers.dropout import Dropout
 from seqbench.models.layers.ffn import FeedForward
 from seqbench.models.mamba_family import MambaRecommender, MambaRecParams
-from seqbench.models.registry import FULL, MODELS, register_model
+from seqbench.models.registry import FULL, register_model
 
 REFERENCE = (
     "chengkai-liu/Mamba4Rec mamba4rec.py (Mamba4Rec, MambaLayer, FeedForward); "
@@ -38,7 +38,7 @@ class MambaLayer(nn.Module):
         self.LayerNorm = nn.LayerNorm(d, eps=1e-12)
         self.ffn = FeedForward(d, 4 * d, params.dropout_prob)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         mixed = self.dropout(self.mamba(hidden))
         if self.num_layers > 1:
             mixed = mixed + hidden
@@ -75,14 +75,4 @@ class Mamba4Rec(MambaRecommender):
         self, params: Mamba4RecParams, *, n_items: int, max_len: int, ablation: str = FULL
     ) -> None:
         super().__init__()
-        MODELS[self.spec_name].check_ablation(ablation, type(self).__name__)
-        self.params, self.ablation = params, ablation
-        self.n_items, self.max_len = n_items, max_len
-        self._embedding(n_items, params.hidden_size, params.dropout_prob)
-        self.mamba_layers = nn.ModuleList(MambaLayer(params) for _ in range(params.num_layers))
-        self._init_weights(params)
-
-    def encode(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        for layer in self.mamba_layers:
-            hidden = layer(hidden)
-        return hidden
+        self._build(params, n_items, max_len, ablation, lambda: MambaLayer(params))

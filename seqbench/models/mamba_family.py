@@ -12,6 +12,7 @@ initialisation inside the blocks (an ablation of that accident).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 import torch
@@ -22,7 +23,7 @@ from seqbench.models.base import SequentialRecommender, gather_last
 from seqbench.models.layers.dropout import Dropout
 from seqbench.models.layers.init import recbole_normal_init
 from seqbench.models.layers.mamba import Mamba
-from seqbench.models.registry import ModelParams
+from seqbench.models.registry import MODELS, ModelParams
 
 
 class MambaRecParams(ModelParams):
@@ -47,14 +48,28 @@ class MambaRecParams(ModelParams):
 class MambaRecommender(SequentialRecommender):
     """Embedding → Dropout → LayerNorm → ``encode`` → slot length − 1 (tied output table).
 
-    Subclasses build ``self.encoder`` modules and implement :meth:`encode`; names follow the
-    official checkpoints (``item_embedding``, ``LayerNorm``, ``mamba_layers``).
+    Subclasses call :meth:`_build` with their layer; names follow the official checkpoints
+    (``item_embedding``, ``LayerNorm``, ``mamba_layers``).
     """
 
-    def _embedding(self, n_items: int, d: int, dropout: float) -> None:
-        self.item_embedding = nn.Embedding(n_items + 1, d, padding_idx=0)
-        self.LayerNorm = nn.LayerNorm(d, eps=1e-12)
-        self.dropout = Dropout(dropout)
+    def _build(
+        self,
+        params: MambaRecParams,
+        n_items: int,
+        max_len: int,
+        ablation: str,
+        layer: Callable[[], nn.Module],
+    ) -> None:
+        """The official module order — item_embedding, LayerNorm, dropout, num_layers ×
+        ``layer()`` as ``mamba_layers`` — then RecBole's init (:meth:`_init_weights`)."""
+        MODELS[self.spec_name].check_ablation(ablation, type(self).__name__)
+        self.params, self.ablation = params, ablation
+        self.n_items, self.max_len = n_items, max_len
+        self.item_embedding = nn.Embedding(n_items + 1, params.hidden_size, padding_idx=0)
+        self.LayerNorm = nn.LayerNorm(params.hidden_size, eps=1e-12)
+        self.dropout = Dropout(params.dropout_prob)
+        self.mamba_layers = nn.ModuleList(layer() for _ in range(params.num_layers))
+        self._init_weights(params)
 
     def _init_weights(self, params: MambaRecParams) -> None:
         """RecBole's ``_init_weights`` over every module, Mamba's inner Linears only if
@@ -70,7 +85,10 @@ class MambaRecommender(SequentialRecommender):
                 init(module)
 
     def encode(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The layers in turn; each takes (hidden (B, L, d), lengths) (flips need lengths)."""
+        for layer in self.mamba_layers:
+            hidden = layer(hidden, lengths)
+        return hidden
 
     def forward_all(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B, L), (B,) → (B, L, d): the encoder output at every slot."""

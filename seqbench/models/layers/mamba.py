@@ -140,15 +140,19 @@ class Mamba(nn.Module):
         if self.backend != "torch":
             raise ValueError(f"unknown backend {self.backend!r}")
         x, z = self.in_proj(hidden).chunk(2, dim=-1)
-        x = self.conv(x)
+        x, delta, B, C = self._hooked(self.conv(x))
+        y = self.scan(x, delta, B, C)
+        return self.out_proj(y * F.silu(z))
+
+    def _hooked(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """From the convolution's output: conv hook, projections, Δ before its bias, Δ hook."""
         if self.conv_hook is not None:
             x = self.conv_hook(x)
         dt, B, C = self.project(x)
         delta = self.delta_pre_bias(dt)
         if self.delta_hook is not None:
             delta = self.delta_hook(delta)
-        y = self.scan(x, delta, B, C)
-        return self.out_proj(y * F.silu(z))
+        return x, delta, B, C
 
     def _forward_kernels(self, hidden: Tensor) -> Tensor:
         """mamba_ssm's two code paths: fused without hooks, conv + scan kernels with hooks."""
@@ -164,13 +168,7 @@ class Mamba(nn.Module):
         x, z = xz.chunk(2, dim=1)
         weight = self.conv1d.weight.squeeze(1)  # (d_inner, d_conv)
         x = k.causal_conv1d_fn(x.contiguous(), weight, self.conv1d.bias, activation="silu")
-        x = x.transpose(1, 2)  # (B, L, d_inner)
-        if self.conv_hook is not None:
-            x = self.conv_hook(x)
-        dt, B, C = self.project(x)
-        delta = self.delta_pre_bias(dt)
-        if self.delta_hook is not None:
-            delta = self.delta_hook(delta)
+        x, delta, B, C = self._hooked(x.transpose(1, 2))  # batch-first (B, L, d_inner)
         y = k.selective_scan_fn(
             x.transpose(1, 2).contiguous(), delta.transpose(1, 2).contiguous(), A,
             B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous(), self.D.float(),
