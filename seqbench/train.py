@@ -4,10 +4,10 @@ One explicit loop, no trainer framework (style-anchors §2): Adam with the suite
 decay, no schedule (model-reference §1.8); cross-entropy at the last real position of every
 prefix sample (the model's ``loss``), or with ``objective = "all_positions"`` at every slot of
 one window per sequence (``loss_all_positions``, causal variants only); validation after every
-epoch on ``valid_metric``; a value ≥ the best so far counts as
-an improvement (ties reset the counter, as RecBole's ``early_stopping``) and snapshots the
-weights; training stops once ``stopping_step + 1`` epochs in a row did not improve (§1.7); the
-best weights are restored before the test pass.
+epoch on ``valid_metric``; a value ≥ the best so far counts as an improvement (ties reset the
+counter, as RecBole's ``early_stopping``) and snapshots the weights; training stops once
+``stopping_step + 1`` epochs in a row did not improve (§1.7); the best weights are restored
+before the test pass.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from tests.core.fixtures import LastItem, random_dataset
 def settings(**overrides) -> train.Settings:
     values = {
         "epochs": 30, "batch_size": 16, "lr": 0.05, "weight_decay": 0.0, "stopping_step": 2,
-        "valid_metric": "ndcg@10", "clip_grad_norm": None,
+        "valid_metric": "ndcg@10", "clip_grad_norm": None, "objective": "last",
     }  # fmt: skip
     evaluation = {"mask_history": False, "ties": "pessimistic", "metrics": ["hr@10", "ndcg@10"]}
     values.update((k, v) for k, v in overrides.items() if k in values)
@@ -90,3 +90,18 @@ def test_training_learns_and_is_bit_for_bit_repeatable() -> None:
 def test_non_finite_loss_fails_with_advice() -> None:
     with pytest.raises(train.NonFiniteLossError, match="lower the learning rate"):
         fit(lr=float("inf"))
+
+
+def test_the_trainer_refuses_the_all_positions_objective_for_a_non_causal_variant() -> None:
+    """The suite validator refuses it first; this is the trainer's own guard (e.g. for a model
+    built by hand), raised before any training step."""
+    from seqbench.models.registry import get_model
+
+    ds = random_dataset(max_len=6)
+    spec = get_model("echomamba4rec")
+    params = spec.validate_params({"hidden_size": 8, "d_state": 2}, "test")
+    model = spec.cls(params, n_items=ds.n_items, max_len=6, ablation="forward_only")
+    with pytest.raises(train.ObjectiveError, match="all-positions objective would show it"):
+        train.fit_and_evaluate(
+            model, ds, settings(objective="all_positions"), seed=0, device=torch.device("cpu")
+        )
