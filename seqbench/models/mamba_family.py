@@ -92,8 +92,6 @@ class MambaRecommender(SequentialRecommender):
 
     def forward_all(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B, L), (B,) → (B, L, d): the encoder output at every slot."""
-        if items.shape[1] != self.max_len and getattr(self, "fixed_length", False):
-            raise ValueError(f"inputs must have exactly max_len = {self.max_len} slots")
         hidden = self.LayerNorm(self.dropout(self.item_embedding(items)))
         return self.encode(hidden, lengths)
 
