@@ -29,6 +29,15 @@ class SequentialRecommender(nn.Module):
     spec_name: ClassVar[str] = ""
     trainable: ClassVar[bool] = True
 
+    def _setup(self, params: object, n_items: int, max_len: int, ablation: str) -> None:
+        """Every constructor's first step: refuse an ablation the registry does not declare for
+        this model, and keep what built it (the trainer reads ``params`` and ``ablation``)."""
+        from seqbench.models.registry import MODELS
+
+        MODELS[self.spec_name].check_ablation(ablation, type(self).__name__)
+        self.params, self.ablation = params, ablation
+        self.n_items, self.max_len = n_items, max_len
+
     @property
     def allows_all_positions(self) -> bool:
         """Whether this variant (its parameters and ablation) may train on every slot."""

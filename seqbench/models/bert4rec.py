@@ -21,7 +21,7 @@ from seqbench.models.base import SequentialRecommender
 from seqbench.models.layers.dropout import Dropout
 from seqbench.models.layers.init import recbole_normal_init
 from seqbench.models.layers.transformer import TransformerEncoder, attention_mask
-from seqbench.models.registry import FULL, MODELS, register_model
+from seqbench.models.registry import FULL, register_model
 from seqbench.models.sasrec import SASRecParams
 
 REFERENCE = (
@@ -122,10 +122,7 @@ class BERT4Rec(SequentialRecommender):
         self, params: BERT4RecParams, *, n_items: int, max_len: int, ablation: str = FULL
     ) -> None:
         super().__init__()
-        MODELS[self.spec_name].check_ablation(ablation, type(self).__name__)
-        self.params, self.ablation = params, ablation
-        self.n_items = n_items
-        self.max_len = max_len
+        self._setup(params, n_items, max_len, ablation)
         self.mask_token = n_items + 1
         self.mask_item_length = int(params.mask_ratio * max_len)
         if self.mask_item_length < 1:
@@ -137,16 +134,7 @@ class BERT4Rec(SequentialRecommender):
         # Module creation order = RecBole's (same random draws for the same seed).
         self.item_embedding = nn.Embedding(n_items + 2, d, padding_idx=0)
         self.position_embedding = nn.Embedding(max_len, d)
-        self.trm_encoder = TransformerEncoder(
-            n_layers=params.n_layers,
-            n_heads=params.n_heads,
-            hidden_size=d,
-            inner_size=params.inner_size,
-            hidden_dropout_prob=params.hidden_dropout_prob,
-            attn_dropout_prob=params.attn_dropout_prob,
-            hidden_act=params.hidden_act,
-            layer_norm_eps=params.layer_norm_eps,
-        )
+        self.trm_encoder = TransformerEncoder.from_params(params)
         self.LayerNorm = nn.LayerNorm(d, eps=params.layer_norm_eps)
         self.dropout = Dropout(params.hidden_dropout_prob)
         self.output_ffn = nn.Linear(d, d)

@@ -21,7 +21,7 @@ from seqbench.models.layers.dropout import Dropout
 from seqbench.models.layers.fft_filter import FilterLayer
 from seqbench.models.layers.init import recbole_normal_init
 from seqbench.models.layers.transformer import FeedForward
-from seqbench.models.registry import FULL, MODELS, ModelParams, register_model
+from seqbench.models.registry import FULL, ModelParams, register_model
 
 REFERENCE = "Woeee/FMLP-Rec @51acc8c models.py + modules.py; Zhou et al., WWW 2022"
 
@@ -133,10 +133,7 @@ class FMLPRec(SequentialRecommender):
         self, params: FMLPRecParams, *, n_items: int, max_len: int, ablation: str = FULL
     ) -> None:
         super().__init__()
-        MODELS[self.spec_name].check_ablation(ablation, type(self).__name__)
-        self.params, self.ablation = params, ablation
-        self.n_items = n_items
-        self.max_len = max_len
+        self._setup(params, n_items, max_len, ablation)
         d = params.hidden_size
         # Module creation order = the official one (same random draws for the same seed).
         self.item_embeddings = nn.Embedding(n_items + 1, d, padding_idx=0)

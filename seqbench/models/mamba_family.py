@@ -23,7 +23,7 @@ from seqbench.models.base import SequentialRecommender, gather_last
 from seqbench.models.layers.dropout import Dropout
 from seqbench.models.layers.init import recbole_normal_init
 from seqbench.models.layers.mamba import Mamba
-from seqbench.models.registry import MODELS, ModelParams
+from seqbench.models.registry import ModelParams
 
 
 class MambaRecParams(ModelParams):
@@ -62,9 +62,7 @@ class MambaRecommender(SequentialRecommender):
     ) -> None:
         """The official module order — item_embedding, LayerNorm, dropout, num_layers ×
         ``layer()`` as ``mamba_layers`` — then RecBole's init (:meth:`_init_weights`)."""
-        MODELS[self.spec_name].check_ablation(ablation, type(self).__name__)
-        self.params, self.ablation = params, ablation
-        self.n_items, self.max_len = n_items, max_len
+        self._setup(params, n_items, max_len, ablation)
         self.item_embedding = nn.Embedding(n_items + 1, params.hidden_size, padding_idx=0)
         self.LayerNorm = nn.LayerNorm(params.hidden_size, eps=1e-12)
         self.dropout = Dropout(params.dropout_prob)

@@ -16,7 +16,7 @@ from torch.nn.init import constant_, xavier_normal_
 
 from seqbench.models.base import SequentialRecommender, gather_last
 from seqbench.models.layers.dropout import Dropout
-from seqbench.models.registry import FULL, MODELS, ModelParams, register_model
+from seqbench.models.registry import FULL, ModelParams, register_model
 
 REFERENCE = "RecBole v1.2.0 recbole/model/sequential_recommender/narm.py; Li et al., CIKM 2017"
 
@@ -84,10 +84,7 @@ class NARM(SequentialRecommender):
         self, params: NARMParams, *, n_items: int, max_len: int, ablation: str = FULL
     ) -> None:
         super().__init__()
-        MODELS[self.spec_name].check_ablation(ablation, type(self).__name__)
-        self.params, self.ablation = params, ablation
-        self.n_items = n_items
-        self.max_len = max_len
+        self._setup(params, n_items, max_len, ablation)
         hidden = params.hidden_size
         # Module creation order = RecBole's (same random draws for the same seed).
         self.item_embedding = nn.Embedding(n_items + 1, params.embedding_size, padding_idx=0)

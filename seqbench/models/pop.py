@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from seqbench.models.base import SequentialRecommender
-from seqbench.models.registry import FULL, MODELS, ModelParams, register_model
+from seqbench.models.registry import FULL, ModelParams, register_model
 
 if TYPE_CHECKING:
     from seqbench.data.dataset import SequentialDataset
@@ -81,10 +81,7 @@ class Pop(SequentialRecommender):
 
     def __init__(self, params: PopParams, *, n_items: int, max_len: int, ablation: str = FULL):
         super().__init__()
-        MODELS[self.spec_name].check_ablation(ablation, type(self).__name__)
-        self.params, self.ablation = params, ablation
-        self.n_items = n_items
-        self.max_len = max_len
+        self._setup(params, n_items, max_len, ablation)
         self.register_buffer("item_cnt", torch.zeros(n_items + 1, dtype=torch.int64))
 
     def fit_statistics(self, dataset: SequentialDataset) -> None:

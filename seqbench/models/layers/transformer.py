@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -197,6 +198,22 @@ class TransformerLayer(nn.Module):
 
 class TransformerEncoder(nn.Module):
     """``n_layers`` copies of one :class:`TransformerLayer` (parameters in ``layer.{i}``)."""
+
+    @classmethod
+    def from_params(cls, params: Any) -> TransformerEncoder:
+        """Built from a model's RecBole-named parameters (SASRec's, and BERT4Rec's which
+        extend them): n_layers, n_heads, hidden_size, inner_size, the two dropouts,
+        hidden_act, layer_norm_eps."""
+        return cls(
+            n_layers=params.n_layers,
+            n_heads=params.n_heads,
+            hidden_size=params.hidden_size,
+            inner_size=params.inner_size,
+            hidden_dropout_prob=params.hidden_dropout_prob,
+            attn_dropout_prob=params.attn_dropout_prob,
+            hidden_act=params.hidden_act,
+            layer_norm_eps=params.layer_norm_eps,
+        )
 
     def __init__(
         self,
