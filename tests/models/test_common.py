@@ -98,7 +98,12 @@ def test_loss_is_cross_entropy_over_every_row_of_the_table(name: str) -> None:
     assert model.score(model(items, lengths)).shape == (8, N_ITEMS + 1)
 
 
-@pytest.mark.parametrize("name", TRAINED)
+#: Every model with dropout (FMLP-Rec's filter needs exactly max_len slots: random_batch gives it).
+WITH_DROPOUT = [*TRAINED, "bert4rec", "narm", "fmlprec", "mamba4rec", "echomamba4rec",
+                "bimamba4rec", "bimambaformer4rec"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", WITH_DROPOUT)
 def test_eval_is_deterministic_and_training_uses_dropout(name: str) -> None:
     model = build(name, N_ITEMS, MAX_LEN)
     items, lengths, _ = random_batch(N_ITEMS, 32, MAX_LEN, seed=6)
