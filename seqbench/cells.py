@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from seqbench.data.load import DatasetSpec
 from seqbench.data.protocol import Protocol
@@ -36,6 +36,8 @@ _LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9._=,+@-]")
 
 Role = Literal["baseline", "proposed"]
 Objective = Literal["last", "all_positions"]
+#: The training losses (seqbench.losses, which needs torch, keeps the same list).
+Loss = Literal["ce", "bce", "bpr"]
 
 #: The keys of a dataset source fingerprint (see :func:`source_fingerprint`).
 SOURCE_KEYS = ("sha256", "format", "format_version", "options")
@@ -71,11 +73,31 @@ class TrainSettings(BaseModel):
         "'all_positions': one pass per sequence window with a loss at every slot (causal "
         "models only)",
     )
+    loss: Loss = Field(
+        "ce",
+        description="'ce': softmax cross-entropy over the whole item table (RecBole's CE); "
+        "'bce': binary cross-entropy of the target against sampled negatives (summed over "
+        "them); 'bpr': Bayesian personalised ranking of the target over each sampled negative",
+    )
+    negatives: int | None = Field(
+        None,
+        ge=1,
+        description="uniform negatives per target for loss 'bce' or 'bpr' (the target "
+        "excluded); unset: 1",
+    )
 
     @field_validator("valid_metric")
     @classmethod
     def _metric(cls, value: str) -> str:
         return _canonical_metric(value)
+
+    @model_validator(mode="after")
+    def _negatives_need_a_sampled_loss(self) -> TrainSettings:
+        if self.negatives is not None and self.loss == "ce":
+            raise ValueError(
+                f"negatives applies to loss 'bce' or 'bpr' only, loss is {self.loss!r}"
+            )
+        return self
 
 
 class EvalSettings(BaseModel):
@@ -112,6 +134,7 @@ class Variant(BaseModel):
     overrides: dict[str, Any] = Field(default_factory=dict)  # model parameters the suite set
     role: Role = "baseline"
     order: tuple[int, ...] = ()  # (models entry, ablation, sweep point) indices
+    uses_text: bool = False  # reads item-text embeddings: the dataset's text joins the identity
 
 
 class Cell(BaseModel):
@@ -143,8 +166,11 @@ class Cell(BaseModel):
         Names, labels, roles, order, the dataset's path and where results go are left out on
         purpose: renaming or moving things must not orphan a result.
         """
+        sources = {key: source[key] for key in SOURCE_KEYS}
+        if self.variant.uses_text and source.get("text") is not None:
+            sources["text"] = source["text"]  # only where it can change numbers
         return {
-            "source": {key: source[key] for key in SOURCE_KEYS},
+            "source": sources,
             "protocol": self.protocol.fingerprint(),
             "model": self.variant.model,
             "ablation": self.variant.ablation,
@@ -170,11 +196,13 @@ class Cell(BaseModel):
 
 
 def _train_identity(train: TrainSettings) -> dict[str, Any]:
-    """The train settings; the default objective is left out, so that cells hashed before the
-    objective existed keep their hash (and their results)."""
+    """The train settings; the default objective ("last"), loss ("ce") and negatives (unset)
+    are left out, so that cells hashed before those keys existed keep their hash (and their
+    results)."""
     values = train.model_dump(mode="json")
-    if values["objective"] == "last":
-        del values["objective"]
+    for key, default in (("objective", "last"), ("loss", "ce"), ("negatives", None)):
+        if values[key] == default:
+            del values[key]
     return values
 
 
@@ -216,7 +244,8 @@ def source_fingerprint(
 ) -> dict[str, Any] | None:
     """The dataset part of a cell's identity: ``{sha256, format, format_version, options}``.
 
-    Hashes local files (remembered in the cache) and generates synthetic data. A registry
+    Hashes local files (remembered in the cache) and generates synthetic data; with a ``text``
+    table, adds ``text`` (:func:`text_fingerprint`), which only text-reading cells hash. A registry
     dataset not yet downloaded (or whose download no longer matches its checksum) is fetched
     only with ``download``; otherwise the result is None, so that ``seqbench validate`` and
     ``run --dry-run`` never touch the network.
@@ -228,12 +257,24 @@ def source_fingerprint(
     if not download and not _downloaded(spec, root):
         return None
     source = resolve_source(spec, root, mirror=mirror)
-    return {
+    fingerprint: dict[str, Any] = {
         "sha256": source.sha256,
         "format": source.format,
         "format_version": source.version,
         "options": source.options,
     }
+    if spec.text is not None:
+        fingerprint["text"] = text_fingerprint(spec.text, source.sha256)
+    return fingerprint
+
+
+def text_fingerprint(text: Any, dataset_sha256: str) -> dict[str, Any]:
+    """The item text's part of a text-reading cell's identity: the bytes read (the dataset's
+    own archive for a member without a path) and how they are read, not where they lie."""
+    from seqbench.text.sources import text_source_sha256
+
+    how = text.model_dump(mode="json", exclude={"path", "embeddings", "ids"})
+    return {"sha256": text_source_sha256(text) or dataset_sha256, "read": how}
 
 
 def _downloaded(spec: DatasetSpec, root: Path) -> bool:

@@ -53,6 +53,7 @@ from seqbench.data.registry import DATASETS
 from seqbench.data.synthetic import SyntheticConfig
 from seqbench.errors import ConfigError
 from seqbench.models.registry import FULL, ModelParams, ModelSpec, all_models
+from seqbench.text.sources import TEXT_FORMATS, TextSpec
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -411,6 +412,7 @@ class DatasetSection(BaseModel):
     format: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     protocol: dict[str, Any] = Field(default_factory=dict)
+    text: dict[str, Any] | None = None
 
     @field_validator("name")
     @classmethod
@@ -455,6 +457,10 @@ _FIELD_EXPECTED: dict[KeyPath, str] = {
     ("datasets", "name"): "a registered dataset name, or a label for a local path",
     ("datasets", "options"): "a table of reader (or generator) options",
     ("datasets", "protocol"): "a table of protocol overrides, e.g. { max_len = 20 }",
+    (
+        "datasets",
+        "text",
+    ): 'a table of item text, e.g. { path = "movies.dat", format = "movielens" }',
     ("models", "model"): "a model name",
     ("models", "params"): "a table of model parameters, e.g. { hidden_size = 64 }",
     ("models", "ablations"): 'a non-empty list of ablation names, e.g. ["full"]',
@@ -803,13 +809,71 @@ class _Validator:
             except ValidationError as exc:
                 self.add_errors(exc, (*where, "options"), options_schema.model_fields)
         overrides = self.protocol_overrides(section.protocol, protocol, (*where, "protocol"))
+        text = None
+        if section.text is not None:
+            text = self.dataset_text(section.text, fmt, path, registered, (*where, "text"))
         if len(self.problems) > ok:
             return None
         spec = DatasetSpec(
-            name=section.name, path=path, format=section.format, options=section.options
+            name=section.name,
+            path=path,
+            format=section.format,
+            options=section.options,
+            text=text,
         )
         resolved = Protocol.model_validate({**protocol, **overrides})
         return i, DatasetPlan(spec=spec, protocol=resolved, overrides=overrides)
+
+    def dataset_text(
+        self,
+        values: dict[str, Any],
+        fmt: str | None,
+        path: Path | None,
+        registered: Any,
+        where: KeyPath,
+    ) -> TextSpec | None:
+        """A dataset's ``text`` table: its shape, and every file it names exists (relative
+        paths start at the suite's folder). Without a path, a ``member`` is read from the
+        dataset's own download (a registered zip archive)."""
+        if fmt == SYNTHETIC:
+            self.add(
+                where,
+                "the synthetic dataset generates its own item text",
+                "no text table (the generator's option text = true/false decides)",
+            )
+            return None
+        resolved = dict(values)
+        for key in ("path", "embeddings", "ids"):
+            if isinstance(resolved.get(key), str):
+                file = Path(os.path.normpath(self.folder / Path(resolved[key]).expanduser()))
+                if not file.exists():
+                    self.add(
+                        (*where, key),
+                        f"{resolved[key]!r} does not exist (looked for {file})",
+                        "an existing file (a relative path starts at the suite file's folder)",
+                    )
+                resolved[key] = file
+        own_archive = (
+            resolved.get("path") is None
+            and resolved.get("embeddings") is None
+            and resolved.get("member") is not None
+        )
+        if own_archive:
+            remote = getattr(registered, "remote", None)
+            if path is not None or remote is None or not remote.url.endswith(".zip"):
+                self.add(
+                    (*where, "member"),
+                    "a member without a path is read from the dataset's own download, and this "
+                    "dataset is not a registered zip archive",
+                    "path = the file (or archive) that holds the item text",
+                )
+                return None
+        spec = self.validate(TextSpec, resolved, where)
+        if not isinstance(spec, TextSpec):
+            return None
+        if spec.path is None and spec.embeddings is None and spec.member is None:
+            self.add(where, "names no item text", "path (and format), or embeddings")
+        return spec
 
     def unique_datasets(self, datasets: list[tuple[int, DatasetPlan]]) -> None:
         first: dict[str, int] = {}
@@ -856,6 +920,7 @@ class _Validator:
                     closest(ablation, spec.ablations),
                 )
         targets = self.sweep(spec, section, protocol, train, (*where, "sweep"))
+        self.sweep_disabled(spec, section, targets, where)
         if len(self.problems) > ok or params is None:
             return None
         return i, ModelPlan(
@@ -868,6 +933,25 @@ class _Validator:
             sweep_targets=targets,
             role=section.role,
         )
+
+    def sweep_disabled(
+        self,
+        spec: ModelSpec,
+        section: ModelSection,
+        targets: Mapping[str, str],
+        where: KeyPath,
+    ) -> None:
+        """A swept parameter with an ablation that switches off what it configures would train
+        the same model once per value under different labels: an error, not a duplicate."""
+        for ablation in section.ablations:
+            for key in spec.disables.get(ablation, ()):
+                if targets.get(key) == "params":
+                    self.add(
+                        (*where, "sweep", key),
+                        f"sweeping {key!r} with ablation {ablation!r}, which switches off what "
+                        f"{key!r} configures (every value would train the same model)",
+                        f"ablation {ablation!r} in a models entry of its own, without this sweep",
+                    )
 
     def model_params(
         self, spec: ModelSpec, values: dict[str, Any], where: KeyPath
@@ -976,6 +1060,7 @@ class _Validator:
         self.check_labels(variants)
         cells = []
         for d, dataset in datasets:
+            self.check_text(d, dataset, variants)
             for i, variant, proto_point, train_point in variants:
                 try:
                     cell_protocol = Protocol.model_validate(
@@ -989,7 +1074,9 @@ class _Validator:
                         "sweep values that work with every dataset's protocol",
                     )
                     continue
-                cell_train = TrainSettings.model_validate({**train.model_dump(), **train_point})
+                cell_train = TrainSettings.model_validate(  # checked in variant()
+                    {**train.model_dump(), **train_point}
+                )
                 for seed in head.seeds:
                     cells.append(
                         Cell(
@@ -1032,7 +1119,16 @@ class _Validator:
             )
             return None
         resolved = params.model_dump(mode="json")
-        train_values = TrainSettings.model_validate({**train.model_dump(), **parts["train"]})
+        try:
+            train_values = TrainSettings.model_validate({**train.model_dump(), **parts["train"]})
+        except ValidationError as exc:
+            problems = "; ".join(f"{e['msg']}" for e in exc.errors())
+            self.add(
+                ("models", i, "sweep"),
+                f"sweep point {format_point(point)}: {problems.removeprefix('Value error, ')}",
+                "sweep values that work together with [train]",
+            )
+            return None
         if train_values.objective == "all_positions" and not spec.allows_all_positions(
             params, ablation
         ):
@@ -1061,8 +1157,35 @@ class _Validator:
             overrides=overrides,
             role=plan.role,
             order=(i, a, p),
+            uses_text=spec.needs_text(params, ablation),
         )
         return variant, parts["protocol"], parts["train"]
+
+    def check_text(
+        self,
+        d: int,
+        dataset: DatasetPlan,
+        variants: list[tuple[int, Variant, dict[str, Any], dict[str, Any]]],
+    ) -> None:
+        """A variant that reads item text needs a dataset that has some."""
+        if dataset_has_text(dataset.spec):
+            return
+        reported: set[tuple[int, str]] = set()
+        for i, variant, _, _ in variants:
+            if not variant.uses_text or (i, variant.ablation) in reported:
+                continue
+            reported.add((i, variant.ablation))
+            where: KeyPath = ("models", i, "model")
+            if variant.ablation != FULL:
+                where = ("models", i, "ablations", variant.order[1])
+            self.add(
+                where,
+                f"model {variant.model!r} (ablation {variant.ablation!r}) reads item text, and "
+                f"datasets[{d}] ({dataset.spec.name!r}) has none",
+                f'a text table in datasets[{d}], e.g. text = {{ path = "movies.dat", format = '
+                '"movielens" } (formats: ' + ", ".join(TEXT_FORMATS) + "), or an ablation "
+                "without text (e.g. no_llm)",
+            )
 
     def check_labels(
         self, variants: list[tuple[int, Variant, dict[str, Any], dict[str, Any]]]
@@ -1119,6 +1242,14 @@ class _Validator:
                     "parameters and settings)",
                     "each configuration once: remove one",
                 )
+
+
+def dataset_has_text(spec: DatasetSpec) -> bool:
+    """Whether a dataset brings item text: a text table, or generated data with text on."""
+    if spec.text is not None:
+        return True
+    fmt = spec.format or (DATASETS[spec.name].format if spec.name in DATASETS else None)
+    return fmt == SYNTHETIC and SyntheticConfig.model_validate(spec.options).text
 
 
 def _points(sweep: Mapping[str, list[Any]]) -> Iterator[dict[str, Any]]:

@@ -1,13 +1,22 @@
 """Training loop with RecBole's early stopping, and the final valid/test evaluation.
 
 One explicit loop, no trainer framework (style-anchors §2): Adam with the suite's lr and weight
-decay, no schedule (model-reference §1.8); cross-entropy at the last real position of every
-prefix sample (the model's ``loss``), or with ``objective = "all_positions"`` at every slot of
-one window per sequence (``loss_all_positions``, causal variants only); validation after every
+decay, no schedule (model-reference §1.8); the model's criterion at the last real position of
+every prefix sample (the model's ``loss``), or with ``objective = "all_positions"`` at every slot
+of one window per sequence (``loss_all_positions``, causal variants only); validation after every
 epoch on ``valid_metric``; a value ≥ the best so far counts as an improvement (ties reset the
 counter, as RecBole's ``early_stopping``) and snapshots the weights; training stops once
 ``stopping_step + 1`` epochs in a row did not improve (§1.7); the best weights are restored
 before the test pass.
+
+The criterion is ``[train] loss``, set on the model (``set_loss``) before the first epoch:
+"ce", softmax cross-entropy over the whole item table (RecBole's CE, the default), or "bce" /
+"bpr" against ``negatives`` (unset: 1) uniform negatives per target, drawn from torch's global
+generator of the training device (which the worker seeds), see :mod:`seqbench.losses`.
+
+After every epoch a model with a ``diagnostics()`` method (returning ``{name: float}``, e.g.
+learned gate scalars) has it recorded in that epoch's curve record (and event) under
+``"diagnostics"``; the key is absent for any other model.
 """
 
 from __future__ import annotations
@@ -116,6 +125,7 @@ def _fit(
             '[train] objective = "last"'
         )
     train = DeviceSplit(dataset, "train", dataset.protocol.max_len, device, windows=all_positions)
+    model.set_loss(settings.train.loss, settings.train.negatives or 1)
     step_loss = model.loss_all_positions if all_positions else model.loss
     optimizer = torch.optim.Adam(
         model.parameters(), lr=settings.train.lr, weight_decay=settings.train.weight_decay
@@ -168,6 +178,10 @@ def _fit(
             "seconds": seconds,
             "eval_seconds": time.perf_counter() - eval_start,
         }
+        diagnostics = getattr(model, "diagnostics", None)
+        if callable(diagnostics):
+            with torch.no_grad():  # plain floats (JSON), whatever the method returns
+                record["diagnostics"] = {str(k): float(v) for k, v in diagnostics().items()}
         outcome.curve.append(record)
         emit({"event": "epoch", **record, "best_epoch": outcome.best_epoch, "improved": improved})
         if misses > settings.train.stopping_step:

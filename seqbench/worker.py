@@ -30,6 +30,7 @@ import torch
 from seqbench import environment, store
 from seqbench.cells import Cell
 from seqbench.data.load import load_dataset
+from seqbench.models.item_text import ItemText
 from seqbench.models.layers.mamba import set_backend
 from seqbench.models.registry import get_model
 from seqbench.train import Outcome, Settings, fit_and_evaluate, metric_values
@@ -94,12 +95,16 @@ def _run(cell: Cell, job: dict[str, Any], out: Path, result: dict[str, Any]) -> 
     }
     spec = get_model(cell.variant.model)
     params = spec.params.model_validate(cell.variant.params)
+    extra: dict[str, Any] = {}
+    if spec.needs_text(params, cell.variant.ablation):
+        extra["item_text"] = _item_text(cell, dataset, job, result)
     torch.manual_seed(cell.seed)
     model = spec.cls(
         params,
         n_items=dataset.n_items,
         max_len=cell.protocol.max_len,
         ablation=cell.variant.ablation,
+        **extra,
     ).to(device)
     set_backend(model, cell.backend)  # type: ignore[arg-type]  # resolved by the runner
     result["parameters"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -119,6 +124,44 @@ def _run(cell: Cell, job: dict[str, Any], out: Path, result: dict[str, Any]) -> 
     )
     _save_ranks(out / store.RANKS, dataset, outcome, cell.eval.ties)
     result.update(_summary(outcome, settings, dataset.n_users, device))
+
+
+def _item_text(cell: Cell, dataset: Any, job: dict[str, Any], result: dict[str, Any]) -> ItemText:
+    """The dataset's item-text embeddings (cached per text and encoder), recorded in the result
+    with the encoder's name and weights hash; items without text are counted and warned about."""
+    from seqbench.errors import ConfigError
+    from seqbench.text.embeddings import embed_item_texts, load_precomputed
+    from seqbench.text.sources import align_texts, read_item_text
+
+    text = cell.dataset.text
+    tokens = dataset.data.item_tokens
+    if text is not None and text.embeddings is not None:
+        embedded = load_precomputed(text, tokens)
+    else:
+        if text is None:
+            texts = dataset.data.item_text
+            if texts is None:
+                raise ConfigError(
+                    f"dataset {dataset.name!r} has no item text; give it a text table"
+                )
+        else:
+            if text.path is None:  # a member of the dataset's own download
+                text = text.model_copy(update={"path": Path(dataset.provenance["source"]["file"])})
+            texts = align_texts(read_item_text(text), tokens)
+        embedded = embed_item_texts(
+            texts, str(cell.variant.params["text_encoder"]), cache_dir=job.get("cache_dir")
+        )
+    missing = int(embedded.info.get("items_without_text", 0))
+    if missing:
+        _emit(
+            {
+                "event": "warning",
+                "message": f"{missing} of {dataset.n_items} items have no text; their text "
+                "embedding is zero (masked)",
+            }
+        )
+    result["text"] = embedded.info
+    return ItemText.from_arrays(embedded.vectors, embedded.has_text)
 
 
 def _summary(

@@ -80,6 +80,8 @@ TRAIN_ALTERNATIVES = {
     "valid_metric": "hr@5",
     "clip_grad_norm": 1.0,
     "objective": "all_positions",
+    "loss": "bpr",
+    "negatives": 5,  # model_copy skips validation: alone, with loss "ce", it would be refused
 }
 EVAL_ALTERNATIVES = {"metrics": ["hr@5"], "ties": "expected", "mask_history": True}
 PARAM_ALTERNATIVES = {
@@ -112,6 +114,7 @@ CELL_NEUTRAL = {
     "dataset": DatasetSpec(name="b2", path=Path("/else/B.txt"), format="pairs", options={"a": 1}),
 }
 CELL_NESTED = {"protocol", "train", "eval", "variant"}
+VARIANT_DERIVED = {"uses_text"}  # decides whether the source's item text joins the identity
 
 
 def test_every_field_is_classified() -> None:
@@ -122,7 +125,12 @@ def test_every_field_is_classified() -> None:
     assert set(EvalSettings.model_fields) == set(EVAL_ALTERNATIVES)
     assert set(FakeSeqParams.model_fields) == set(PARAM_ALTERNATIVES)
     assert set(SOURCE_KEYS) == set(SOURCE_ALTERNATIVES)
-    assert set(Variant.model_fields) == {*VARIANT_CHANGING, "params", *VARIANT_NEUTRAL}
+    assert set(Variant.model_fields) == {
+        *VARIANT_CHANGING,
+        "params",
+        *VARIANT_NEUTRAL,
+        *VARIANT_DERIVED,
+    }
     assert set(Cell.model_fields) == {*CELL_CHANGING, *CELL_NEUTRAL, *CELL_NESTED}
 
 
@@ -219,6 +227,7 @@ def test_json_round_trip_keeps_the_cell_and_its_hash() -> None:
         "path": "/data/Beauty.txt",
         "format": "sequences",
         "options": {},
+        "text": None,
     }
     assert set(data["variant"]) == {
         "label",
@@ -229,7 +238,19 @@ def test_json_round_trip_keeps_the_cell_and_its_hash() -> None:
         "overrides",
         "role",
         "order",
+        "uses_text",
     }  # docs/results.md, cell.variant
+
+
+def test_item_text_joins_the_identity_of_text_reading_variants_only() -> None:
+    cell = base_cell()
+    with_text = {**SOURCE, "text": {"sha256": "c" * 64, "read": {"format": "movielens"}}}
+    other_text = {**SOURCE, "text": {"sha256": "d" * 64, "read": {"format": "movielens"}}}
+    assert cell.hash(with_text) == cell.hash(SOURCE) == cell.hash(other_text)
+    reader = changed(cell, "variant", uses_text=True)
+    assert reader.hash(with_text) != reader.hash(other_text)
+    assert reader.hash(SOURCE) == cell.hash(SOURCE)  # generated text: in the source's sha256
+    assert reader.identity(with_text)["source"]["text"]["sha256"] == "c" * 64
 
 
 def test_directory_is_dataset_label_seed_and_hash8() -> None:
@@ -343,3 +364,46 @@ def test_the_default_objective_keeps_hashes_from_before_it_existed() -> None:
     assert "objective" not in cell.identity(SOURCE)["train"]
     other = changed(cell, "train", objective="all_positions")
     assert other.identity(SOURCE)["train"]["objective"] == "all_positions"
+
+
+def test_the_default_loss_keeps_hashes_and_a_sampled_loss_changes_them() -> None:
+    """Cells hashed before ``loss``/``negatives`` existed all trained with CE and had no
+    negatives: their identity must not change; any other loss or count must."""
+    cell = base_cell()
+    assert cell.train.loss == "ce" and cell.train.negatives is None
+    identity = cell.identity(SOURCE)["train"]
+    assert "loss" not in identity and "negatives" not in identity
+
+    def with_train(**values: Any) -> Cell:
+        return cell.model_copy(update={"train": TrainSettings(**values)})
+
+    assert with_train(loss="ce").hash(SOURCE) == cell.hash(SOURCE)
+    bce = with_train(loss="bce")
+    assert bce.identity(SOURCE)["train"]["loss"] == "bce"
+    assert "negatives" not in bce.identity(SOURCE)["train"]
+    one, five = with_train(loss="bce", negatives=1), with_train(loss="bce", negatives=5)
+    assert five.identity(SOURCE)["train"]["negatives"] == 5
+    hashes = [
+        cell.hash(SOURCE),
+        bce.hash(SOURCE),
+        with_train(loss="bpr").hash(SOURCE),
+        one.hash(SOURCE),
+        five.hash(SOURCE),
+        with_train(loss="bpr", negatives=5).hash(SOURCE),
+    ]
+    assert len(set(hashes)) == len(hashes)
+
+
+def test_negatives_need_a_sampled_loss() -> None:
+    with pytest.raises(ValueError, match="negatives applies to loss 'bce' or 'bpr' only, loss"):
+        TrainSettings(negatives=2)
+    with pytest.raises(ValueError, match="negatives applies to loss 'bce' or 'bpr' only"):
+        TrainSettings(loss="ce", negatives=1)
+    with pytest.raises(ValueError, match="greater than or equal to 1"):
+        TrainSettings(loss="bce", negatives=0)
+    with pytest.raises(ValueError, match="'ce', 'bce' or 'bpr'"):
+        TrainSettings(loss="softmax")  # type: ignore[arg-type]
+    settings = TrainSettings(loss="bpr", negatives=3)
+    assert (settings.loss, settings.negatives) == ("bpr", 3)
+    again = Cell.from_json(changed(base_cell(), "train", loss="bpr", negatives=3).to_json())
+    assert again.train == settings

@@ -70,6 +70,7 @@ def describe(spec: ModelSpec) -> dict[str, Any]:
         "causal": spec.causality(),  # per ablation, at the default parameters
         "all_positions": spec.all_positions,
         "trainable": bool(getattr(spec.cls, "trainable", True)),
+        "text": {a: spec.needs_text(ablation=a) for a in spec.ablations},  # reads item text
         "ablations": dict(spec.ablations),
         "params": params,
     }
@@ -87,6 +88,10 @@ def _print(model: dict[str, Any]) -> None:
     flags = [causality, "outputs every slot" if model["all_positions"] else "last slot only"]
     if not model["trainable"]:
         flags.append("not trained (fitted from counts)")
+    readers = [a for a, reads in model["text"].items() if reads]
+    if readers:
+        flags.append("reads item text" + ("" if len(readers) == len(model["text"]) else
+                                          " (" + ", ".join(readers) + ")"))  # fmt: skip
     out.print(f"[bold]{model['name']}[/]: {escape(model['summary'])}")
     out.print(f"  {', '.join(flags)}", highlight=False)
     if model["reference"]:

@@ -32,7 +32,8 @@ class QuietDisplay:
         pass
 
     def event(self, planned: Any, event: dict[str, Any]) -> None:
-        pass
+        if event.get("event") == "warning":  # shown even when quiet: it concerns the numbers
+            self.message(f"warning ({planned.title}): {event.get('message', '')}")
 
     def cell_finished(self, planned: Any, result: dict[str, Any], path: Path) -> None:
         out.print(escape(_finished_line(planned, result, path)), highlight=False)
@@ -75,7 +76,9 @@ class RichDisplay(QuietDisplay):
 
     def event(self, planned: Any, event: dict[str, Any]) -> None:
         kind = event.get("event")
-        if kind == "epoch_start" and self._batches is not None:
+        if kind == "warning":
+            super().event(planned, event)
+        elif kind == "epoch_start" and self._batches is not None:
             self.progress.reset(self._batches, total=event.get("batches"))
         elif kind == "batch" and self._batches is not None:
             self.progress.update(self._batches, completed=event.get("batch", 0))

@@ -38,6 +38,7 @@ from seqbench.data.readers import READERS, ProgressFn, get_reader, parse_options
 from seqbench.data.registry import DATASETS
 from seqbench.errors import ConfigError, SeqbenchError, UnknownNameError
 from seqbench.progress import BarFactory, byte_progress
+from seqbench.text.sources import TextSpec
 from seqbench.validation import validate_options
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,9 @@ class DatasetSpec(BaseModel):
 
     ``name`` alone picks a registry entry; with ``path`` it labels a local copy, read with
     ``format`` (default: the registry entry's format when the name is registered).
-    ``options`` are the reader's options (or the synthetic generator's).
+    ``options`` are the reader's options (or the synthetic generator's). ``text`` names the
+    items' text (or precomputed text embeddings) for models that read it; it is read only by
+    them (:mod:`seqbench.text`), never by the interaction readers.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -59,6 +62,7 @@ class DatasetSpec(BaseModel):
     path: Path | None = None
     format: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    text: TextSpec | None = None
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,12 @@ the most recent L items), ``lengths`` (B,) int64 with 1 ≤ length ≤ L. A mode
 representation read out at slot ``length − 1`` (B, d); scores are its dot product with the output
 item table (n_items + 1 rows, row 0 = padding), tied to the input embedding where the official
 code ties them.
+
+The training objective is the model's :meth:`~SequentialRecommender.criterion`, chosen by the
+trainer with :meth:`~SequentialRecommender.set_loss` (``[train] loss``): "ce" (the default, also
+for a model whose ``set_loss`` was never called) is RecBole's softmax cross-entropy over the
+whole item table; "bce" and "bpr" score the target against sampled negatives
+(:mod:`seqbench.losses`) through :meth:`~SequentialRecommender.score_items`.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from seqbench.losses import LOSS_KINDS, sample_negatives, sampled_loss
 
 if TYPE_CHECKING:
     from seqbench.data.dataset import SequentialDataset
@@ -28,6 +36,9 @@ class SequentialRecommender(nn.Module):
 
     spec_name: ClassVar[str] = ""
     trainable: ClassVar[bool] = True
+    #: The training criterion (see :meth:`set_loss`); class defaults until the trainer sets it.
+    loss_kind: str = "ce"
+    loss_negatives: int = 1
 
     def _setup(self, params: object, n_items: int, max_len: int, ablation: str) -> None:
         """Every constructor's first step: refuse an ablation the registry does not declare for
@@ -62,11 +73,53 @@ class SequentialRecommender(nn.Module):
         """
         return user @ self.output_embeddings()[start:end].T
 
+    def score_items(self, user: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Scores (N, k) of the given ``items`` (N, k) for user representations (N, d), each
+        row's own items only (sampled losses); consistent with :meth:`score`."""
+        return (user[:, None, :] * self.output_embeddings()[items]).sum(-1)
+
+    def set_loss(self, kind: str = "ce", negatives: int = 1) -> None:
+        """Choose the training criterion: "ce", or "bce"/"bpr" with ``negatives`` uniform
+        negatives per target (the trainer calls this from ``[train] loss`` / ``negatives``)."""
+        if kind not in LOSS_KINDS:
+            raise ValueError(f"unknown loss {kind!r}; one of {', '.join(LOSS_KINDS)}")
+        if negatives < 1:
+            raise ValueError(f"negatives = {negatives}; need ≥ 1")
+        if kind == "ce" and negatives != 1:
+            raise ValueError(f"negatives applies to loss 'bce' or 'bpr' only, loss is {kind!r}")
+        self.loss_kind, self.loss_negatives = kind, negatives
+
+    def criterion(
+        self, user: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The training loss of user representations (N, d) for ``targets`` (N,), a scalar.
+
+        "ce": softmax cross-entropy over :meth:`score` (the whole table, padding row included,
+        §1.5), averaged over the N samples, or with ``weight`` (N,) as ``Σ w·CE / max(Σ w, 1)``.
+        "bce"/"bpr": ``loss_negatives`` negatives per target from :func:`sample_negatives`
+        (torch's global generator of ``targets``' device; items 1..n_items), scored by
+        :meth:`score_items` and combined by :func:`sampled_loss` (same weighting).
+        """
+        if self.loss_kind == "ce":
+            logits = self.score(user)
+            if weight is None:
+                return F.cross_entropy(logits, targets)
+            losses = F.cross_entropy(logits, targets, reduction="none")
+            weight = weight.to(losses.dtype)
+            return (losses * weight).sum() / weight.sum().clamp(min=1.0)
+        n_items = getattr(self, "n_items", None)
+        if n_items is None:  # a model built without _setup: its table has n_items + 1 rows
+            n_items = self.output_embeddings().shape[0] - 1
+        negatives = sample_negatives(targets, n_items, self.loss_negatives)
+        scores = self.score_items(user, torch.cat([targets[:, None], negatives], dim=1))
+        return sampled_loss(self.loss_kind, scores[:, 0], scores[:, 1:], weight)
+
     def loss(
         self, items: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor
     ) -> torch.Tensor:
-        """RecBole's CE: softmax over the WHOLE item table, padding row included (§1.5)."""
-        return F.cross_entropy(self.score(self(items, lengths)), targets)
+        """The :meth:`criterion` at the last real slot; by default RecBole's CE, a softmax over
+        the WHOLE item table, padding row included (§1.5)."""
+        return self.criterion(self(items, lengths), targets)
 
     def forward_all(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B, L), (B,) → (B, L, d): the output at every slot (models declaring
@@ -76,12 +129,13 @@ class SequentialRecommender(nn.Module):
     def loss_all_positions(
         self, items: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor
     ) -> torch.Tensor:
-        """The all-positions objective: CE at every real slot j against ``targets[:, j]`` (the
-        next item), averaged over all real slots of the batch. Sound only for causal models:
-        the trainer refuses it for any other (model-reference §7.3–§7.4)."""
+        """The all-positions objective: the :meth:`criterion` (CE by default) at every real slot
+        j against ``targets[:, j]`` (the next item), averaged over all real slots of the batch.
+        Sound only for causal models: the trainer refuses it for any other (model-reference
+        §7.3–§7.4)."""
         real = torch.arange(items.shape[1], device=items.device)[None, :] < lengths[:, None]
         hidden = self.forward_all(items, lengths)
-        return F.cross_entropy(self.score(hidden[real]), targets[real])
+        return self.criterion(hidden[real], targets[real])
 
     def fit_statistics(self, dataset: SequentialDataset) -> None:
         """Fit a non-trainable model from ``dataset``'s training split (see ``trainable``)."""

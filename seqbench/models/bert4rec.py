@@ -12,7 +12,6 @@ from __future__ import annotations
 from functools import partial
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
@@ -85,8 +84,9 @@ class BERT4Rec(SequentialRecommender):
       keeps its tail); a masked slot 0 gets none (RecBole's index 0 doubles as the padding of
       that list, so a masked first item is masked in the input but never trained — this also
       drops the fine-tuning target of a length-1 sequence);
-    - the loss is the CE over rows 0..n_items (+ bias) at those slots, summed over the batch and
-      divided by their number.
+    - the loss is the model's :meth:`criterion` at those slots, summed over the batch and
+      divided by their number: by default the CE over rows 0..n_items (+ bias); with ``[train]
+      loss`` "bce"/"bpr", the masked item against uniform negatives (+ bias, as in scoring).
 
     Inference (:meth:`forward`), RecBole's ``reconstruct_test_data``: append a padding column,
     put the mask id at slot ``length``, drop the first column — the oldest item is always dropped
@@ -104,7 +104,8 @@ class BERT4Rec(SequentialRecommender):
       device sync; the per-item draws vectorised on the batch's device), not from Python's
       ``random`` item by item: same distribution, other random numbers (the parity benchmark
       compares the frequencies). RecBole also draws a random negative per masked item, used
-      only by its BPR loss; seqbench offers CE only, so none is drawn.
+      only by its BPR loss; seqbench draws negatives only for a sampled loss ("bce"/"bpr"), in
+      the criterion, after the masks (so CE training draws none).
     - A batch without any trained slot has loss 0 (RecBole divides 0 by 0: NaN).
     - ``int(mask_ratio · max_len) = 0`` is refused when the model is built (RecBole's masked-index
       lists then come out ragged and its batch fails to build).
@@ -166,6 +167,10 @@ class BERT4Rec(SequentialRecommender):
         stop = self.n_items + 1 if end is None else min(end, self.n_items + 1)
         return user @ self.item_embedding.weight[start:stop].T + self.output_bias[start:stop]
 
+    def score_items(self, user: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """user · E[items] + output_bias[items], (N, d), (N, k) → (N, k), as :meth:`score`."""
+        return super().score_items(user, items) + self.output_bias[items]
+
     # -- inference ----------------------------------------------------------------------------
 
     def inference_input(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -214,18 +219,15 @@ class BERT4Rec(SequentialRecommender):
         return slots, weight
 
     def cloze_loss(self, items: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
-        """RecBole's CE ``calculate_loss`` for the original ``items`` (B, L) with the slots
-        ``masked`` (B, L) replaced by the mask id in the input."""
+        """RecBole's ``calculate_loss`` for the original ``items`` (B, L) with the slots
+        ``masked`` (B, L) replaced by the mask id in the input: the :meth:`criterion` of the
+        kept slots, weighted (CE by default: ``Σ w·CE / max(Σ w, 1)``)."""
         hidden, mask = self._encoder_input(torch.where(masked, self.mask_token, items))
         hidden = self.trm_encoder(hidden, mask)
         slots, weight = self.trained_slots(masked)
         at = hidden.gather(1, slots[:, :, None].expand(-1, -1, hidden.shape[-1]))
-        logits = self.score(self._head(at))  # (B, m, n_items + 1)
-        losses = F.cross_entropy(
-            logits.flatten(0, 1), items.gather(1, slots).flatten(), reduction="none"
-        )
-        weight = weight.flatten().to(losses.dtype)
-        return (losses * weight).sum() / weight.sum().clamp(min=1.0)
+        user = self._head(at).flatten(0, 1)  # (B·m, d)
+        return self.criterion(user, items.gather(1, slots).flatten(), weight.flatten())
 
     def loss(
         self, items: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor

@@ -80,6 +80,7 @@ class BiMambaLayer(BidirectionalPairs):
     params=EchoMamba4RecParams,
     summary="FFT filter + bidirectional Mamba + GLU (EchoMamba4Rec, official code).",
     ablations=ABLATIONS,
+    disables={"forward_only": ("flip",)},  # the flip feeds the backward branch only
     causal=False,
     all_positions=True,
     reference=REFERENCE,

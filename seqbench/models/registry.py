@@ -6,7 +6,11 @@ to the right of t, even when those slots hold items) and whether it can give an 
 slot (``forward_all``). Causality may depend on the ablation and the parameters (a bidirectional
 model made forward-only is causal), so it is a bool or a function of both. Only a variant that is
 causal *and* outputs every slot may train with the all-positions objective: for any other, the
-target of one slot would be visible from another (model-reference §7.3–§7.4). The model listing,
+target of one slot would be visible from another (model-reference §7.3–§7.4). A model may also
+need item text (M2Rec's semantic branch; again per ablation), and an ablation may switch off the
+part that some parameters configure (``disables``): a suite that sweeps such a parameter together
+with that ablation would train identical models under different labels, so it is refused. The
+model listing,
 "did you mean" hints and every "available: …" message come from here.
 """
 
@@ -29,7 +33,8 @@ if TYPE_CHECKING:
 FULL = "full"
 PLUGINS = "SEQBENCH_PLUGINS"
 
-#: Whether a variant is causal: fixed, or decided from its parameters and ablation.
+#: Whether a variant is causal (or needs item text): fixed, or decided from its parameters and
+#: ablation.
 Causality = bool | Callable[["ModelParams", str], bool]
 
 
@@ -52,6 +57,8 @@ class ModelSpec:
     all_positions: bool = True  # the class has ``forward_all`` (an output at every slot)
     reference: str = ""  # the official code and paper it follows
     kernels: bool = False  # has Mamba blocks, which can run on the mamba_ssm kernels
+    text: Causality = False  # reads item-text embeddings (constructor keyword ``item_text``)
+    disables: dict[str, tuple[str, ...]] = field(default_factory=dict)  # ablation → unused params
 
     def is_causal(self, params: ModelParams | None = None, ablation: str = FULL) -> bool:
         """Whether the variant's output at slot t depends on slots ≤ t only."""
@@ -62,6 +69,12 @@ class ModelSpec:
     def allows_all_positions(self, params: ModelParams | None = None, ablation: str = FULL) -> bool:
         """Whether the variant may train with a loss at every slot (causal and outputs all)."""
         return self.all_positions and self.is_causal(params, ablation)
+
+    def needs_text(self, params: ModelParams | None = None, ablation: str = FULL) -> bool:
+        """Whether the variant reads item-text embeddings (its dataset must have item text)."""
+        if callable(self.text):
+            return bool(self.text(params or self.params(), ablation))
+        return self.text
 
     def causality(self, params: ModelParams | None = None) -> dict[str, bool]:
         """Causality of every ablation (with ``params``, default: the official defaults)."""
@@ -93,13 +106,25 @@ def register_model(
     all_positions: bool = True,
     reference: str = "",
     kernels: bool = False,
+    text: Causality = False,
+    disables: dict[str, tuple[str, ...]] | None = None,
 ) -> Callable[[C], C]:
-    """Class decorator adding a model to :data:`MODELS`; ``full`` is always an ablation."""
+    """Class decorator adding a model to :data:`MODELS`; ``full`` is always an ablation.
+
+    ``disables`` maps an ablation to the parameters it makes irrelevant (e.g. M2Rec's
+    ``no_affm`` → ``theta``); each must be a parameter and the ablation a declared one."""
 
     def decorate(cls: C) -> C:
         if name in MODELS:
             raise ValueError(f"model {name!r} is registered twice")
         switches = {FULL: "the model as published", **(ablations or {})}
+        for ablation, names in (disables or {}).items():
+            unknown = [n for n in names if n not in params.model_fields]
+            if ablation not in switches or unknown:
+                raise ValueError(
+                    f"model {name!r}: disables names ablation {ablation!r} and parameters "
+                    f"{list(names)}; unknown: {[ablation] if ablation not in switches else unknown}"
+                )
         MODELS[name] = ModelSpec(
             name=name,
             cls=cls,
@@ -110,6 +135,8 @@ def register_model(
             all_positions=all_positions,
             reference=reference,
             kernels=kernels,
+            text=text,
+            disables=dict(disables or {}),
         )
         cls.spec_name = name
         return cls

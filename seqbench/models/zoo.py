@@ -7,6 +7,8 @@ from seqbench.models import (  # noqa: F401
     echomamba4rec,
     fmlprec,
     gru4rec,
+    m2rec,
+    m2rec_code,
     mamba4rec,
     narm,
     pop,

@@ -14,6 +14,8 @@ SMALL = {  # small blocks, so that a full model × ablation grid runs in seconds
     "echomamba4rec": "{ hidden_size = 16, d_state = 4 }",
     "bimamba4rec": "{ hidden_size = 16, d_state = 4 }",
     "bimambaformer4rec": "{ hidden_size = 16, d_state = 4 }",
+    "m2rec": '{ hidden_size = 16, d_state = 4, text_encoder = "hashing:16" }',
+    "m2rec_code": "{ hidden_size = 16, d_state = 4 }",
 }
 
 HEAD = """
@@ -53,6 +55,7 @@ def test_every_model_and_ablation_runs_end_to_end(tmp_path: Path) -> None:
     assert {"mamba4rec", "echomamba4rec", "bimamba4rec", "bimambaformer4rec", "bert4rec",
             "narm", "fmlprec", "sasrec", "gru4rec", "pop"} <= set(models)  # fmt: skip
     assert models["echomamba4rec"] == ["full", "no_filter", "forward_only", "no_glu"]
+    assert models["m2rec"] == ["full", "no_affm", "no_llm", "no_gate"]
     suite = tmp_path / "every.toml"
     suite.write_text(suite_text(models), encoding="utf-8")
     root = tmp_path / "R"
@@ -71,6 +74,15 @@ def test_every_model_and_ablation_runs_end_to_end(tmp_path: Path) -> None:
     assert by_variant["echomamba4rec", "no_glu"]["parameters"] < echo["parameters"]
     for r in results:
         assert 0.0 <= r["metrics"]["test"]["ndcg@10"] <= 1.0
+    m2rec = by_variant["m2rec", "full"]  # the generator's item text, through the text cache
+    assert m2rec["text"]["encoder"] == "hashing:16" and len(m2rec["text"]["weights_sha256"]) == 64
+    assert m2rec["text"]["items_without_text"] == 0
+    assert set(m2rec["curve"][0]["diagnostics"]) == {"alpha", "beta"}
+    assert "text" not in by_variant["m2rec", "no_llm"]
+    assert (
+        by_variant["m2rec_code", "full"]["parameters"]
+        == by_variant["mamba4rec", "full"]["parameters"]
+    )
 
 
 def test_all_positions_objective_runs_causal_models_and_refuses_the_others(

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from seqbench.models.base import SequentialRecommender
 from seqbench.models.registry import ModelSpec, all_models, get_model
-from tests.models.util import random_batch
+from tests.models.util import random_batch, random_item_text
 
 N_ITEMS, MAX_LEN = 40, 10
 
@@ -27,6 +27,13 @@ READINGS: dict[str, list[dict[str, Any]]] = {
     "bimamba4rec": [{}, {"flip": "per_length"}],
     "bimambaformer4rec": [{}, {"flip": "per_length"}],
     "mamba4rec": [{}, {"num_layers": 2}, {"recbole_init": False}],
+    "m2rec": [
+        {},
+        {"theta_mode": "learnable"},
+        {"theta_mode": "soft"},
+        {"affm_position": "input"},
+        {"theta": 0.5},  # a fixed mask keeping every bin: the identity, declared causal
+    ],
 }
 
 
@@ -50,7 +57,8 @@ def build(
     spec = get_model(name)
     torch.manual_seed(seed)
     params = spec.validate_params(reading, name)
-    return spec.cls(params, n_items=N_ITEMS, max_len=MAX_LEN, ablation=ablation).eval()
+    extra = {"item_text": random_item_text(N_ITEMS)} if spec.needs_text(params, ablation) else {}
+    return spec.cls(params, n_items=N_ITEMS, max_len=MAX_LEN, ablation=ablation, **extra).eval()
 
 
 def declared_causal(name: str, ablation: str, reading: dict[str, Any]) -> bool:
@@ -119,8 +127,12 @@ READS_PADDING = [
     ("bimambaformer4rec", "full", {}),
     ("bimambaformer4rec", "full", {"flip": "per_length"}),  # attention without a mask
     ("fmlprec", "full", {}),
+    ("m2rec", "full", {}),  # the Fourier filter reads every slot
+    ("m2rec", "no_gate", {"affm_position": "input"}),
 ]
 IGNORES_PADDING = [
+    ("m2rec", "no_affm", {}),
+    ("m2rec_code", "full", {}),  # the Δ filter mixes channels of one slot only
     ("echomamba4rec", "no_filter", {"flip": "per_length"}),
     ("bimamba4rec", "full", {"flip": "per_length"}),
     ("mamba4rec", "full", {}),
@@ -168,6 +180,8 @@ NO_DROPOUT = {
     "sasrec": {"hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0},
     "gru4rec": {"dropout_prob": 0.0},
     "mamba4rec": {"dropout_prob": 0.0},
+    "m2rec": {"dropout_prob": 0.0},
+    "m2rec_code": {"dropout_prob": 0.0},
 }
 ALL_POSITIONS = [
     (n, a, r)

@@ -97,6 +97,10 @@ def test_pieces_compose_to_forward_and_hooks_see_them() -> None:
     h = torch.randn(2, 7, 64)
     seen: dict[str, tuple[int, ...]] = {}
 
+    def pre_activation_hook(x: torch.Tensor) -> torch.Tensor:
+        seen["pre"] = tuple(x.shape)
+        return x
+
     def conv_hook(x: torch.Tensor) -> torch.Tensor:
         seen["conv"] = tuple(x.shape)
         return x
@@ -111,14 +115,27 @@ def test_pieces_compose_to_forward_and_hooks_see_them() -> None:
         dt, B, C = model.project(x)
         by_hand = model.out_proj(model.scan(x, model.delta_pre_bias(dt), B, C) * F.silu(z))
         plain = model(h)
+        model.pre_activation_hook = pre_activation_hook
         model.conv_hook, model.delta_hook = conv_hook, delta_hook
         hooked = model(h)
         model.delta_hook = lambda d: d + 3.0  # a larger Δ: faster decay, larger inputs
         changed = model(h)
+        model.delta_hook = None
+        model.pre_activation_hook = lambda u: u - 1.0  # before the SiLU: not the same as after
+        shifted = model(h)
+        raw = F.conv1d(
+            model.in_proj(h).chunk(2, dim=-1)[0].transpose(1, 2), model.conv1d.weight,
+            model.conv1d.bias, padding=3, groups=128,
+        )[..., :7].transpose(1, 2)  # fmt: skip
+        x_shifted = F.silu(raw - 1.0)
+        dt, B, C = model.project(x_shifted)
+        expected = model.out_proj(model.scan(x_shifted, model.delta_pre_bias(dt), B, C) * F.silu(z))
     torch.testing.assert_close(by_hand, plain, rtol=0, atol=0)
     torch.testing.assert_close(hooked, plain, rtol=0, atol=0)
-    assert seen == {"conv": (2, 7, 128), "delta": (2, 7, 128)}
+    assert seen == {"pre": (2, 7, 128), "conv": (2, 7, 128), "delta": (2, 7, 128)}
     assert (changed - plain).abs().max() > 1e-3
+    torch.testing.assert_close(shifted, expected, rtol=1e-6, atol=1e-6)
+    assert (shifted - plain).abs().max() > 1e-3
 
 
 def test_state_dict_round_trips_between_blocks() -> None:
@@ -151,12 +168,14 @@ def test_missing_kernels_fail_with_the_install_command(monkeypatch: pytest.Monke
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("hooked", [False, True])
-def test_kernels_match_the_torch_path_on_gpu(hooked: bool) -> None:
+@pytest.mark.parametrize("hooked", [False, True, "pre_activation"])
+def test_kernels_match_the_torch_path_on_gpu(hooked: bool | str) -> None:
     if not torch.cuda.is_available() or not kernels.kernels_available():
         pytest.skip("needs a CUDA GPU with mamba-ssm and causal-conv1d installed")
     model = block(seed=6).cuda()
-    if hooked:
+    if hooked == "pre_activation":
+        model.pre_activation_hook = lambda u: u * 0.5
+    elif hooked:
         model.delta_hook = lambda d: d * 0.5
     h = torch.randn(8, 50, 64, device="cuda", requires_grad=True)
     outs, grads = [], []

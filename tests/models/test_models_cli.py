@@ -16,13 +16,16 @@ def test_lists_every_model_with_parameters_and_defaults() -> None:
     assert result.exit_code == 0, result.output
     text = result.stdout
     names = ["bert4rec", "bimamba4rec", "bimambaformer4rec", "echomamba4rec", "fmlprec",
-             "gru4rec", "mamba4rec", "narm", "pop", "sasrec"]  # fmt: skip
+             "gru4rec", "m2rec", "m2rec_code", "mamba4rec", "narm", "pop", "sasrec"]  # fmt: skip
     assert [row.split(":")[0] for row in text.splitlines() if row and row[0] != " "] == names
     sasrec = text[text.index("sasrec:") :]
     line = next(row for row in sasrec.splitlines() if "hidden_dropout_prob" in row)
     assert line.split()[1:3] == ["float", "0.5"]
     assert "ablations: full" in text and "causal, outputs every slot" in text
     assert "not trained" in text  # pop
+    m2rec = text[text.index("m2rec:") : text.index("m2rec_code:")]
+    assert "reads item text (full, no_affm, no_gate)" in " ".join(m2rec.split())
+    assert "causal: no_affm; non-causal: full, no_llm, no_gate" in " ".join(m2rec.split())
     echo = text[text.index("echomamba4rec:") : text.index("fmlprec:")]
     assert "non-causal (sees later slots)" in echo
     assert "no_filter (no learnable FFT filter" in echo and "forward_only" in echo

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from seqbench.models.base import SequentialRecommender
+from seqbench.models.item_text import ItemText
 from seqbench.models.registry import get_model
 
 
@@ -18,6 +19,14 @@ def random_batch(
     items = items * (torch.arange(max_len)[None, :] < lengths[:, None])
     targets = torch.randint(1, n_items + 1, (batch,), generator=g)
     return items, lengths, targets
+
+
+def random_item_text(n_items: int, dim: int = 24, seed: int = 0) -> ItemText:
+    """Random text vectors for items 1..n_items (row 0 zero), every fifth item without text."""
+    g = torch.Generator().manual_seed(seed)
+    vectors = torch.randn(n_items + 1, dim, generator=g)
+    has_text = torch.arange(n_items + 1) % 5 != 0
+    return ItemText(vectors * has_text[:, None], has_text)
 
 
 def build(

@@ -13,10 +13,12 @@ arithmetic (Gu & Dao, "Mamba", 2023, Algorithm 2 with ZOH on A and the simplifie
     out    = out_proj(y ⊙ SiLU(z))
 
 The pieces are separately callable (:meth:`Mamba.conv`, :meth:`Mamba.delta_pre_bias`,
-:meth:`Mamba.scan`) and two hooks may rewrite intermediate tensors, both batch-first
-(B, L, d_inner): ``conv_hook`` between the convolution (after SiLU) and everything that reads
-it, and ``delta_hook`` on Δ before the bias and softplus (M2Rec's filter acts there). A hook
-forces the unfused path on the ``mamba_ssm`` backend.
+:meth:`Mamba.scan`) and three hooks may rewrite intermediate tensors, all batch-first
+(B, L, d_inner): ``pre_activation_hook`` between the convolution and its SiLU (the M2Rec
+paper's Fourier filter sits there: Conv1d → FFT → IFFT → SiLU → SSM), ``conv_hook`` after the
+SiLU, before everything that reads it, and ``delta_hook`` on Δ before the bias and softplus
+(M2Rec's released code filters there). A hook forces the unfused path on the ``mamba_ssm``
+backend.
 
 Backends (see :mod:`seqbench.models.layers.kernels`): ``torch`` runs everything here
 (:func:`~seqbench.models.layers.selective_scan.selective_scan` for the scan); ``mamba_ssm``
@@ -67,6 +69,7 @@ class Mamba(nn.Module):
         self.d_inner = expand * d_model
         self.dt_rank = math.ceil(d_model / 16) if dt_rank == "auto" else int(dt_rank)
         self.backend: Backend = "torch"
+        self.pre_activation_hook: Hook | None = None
         self.conv_hook: Hook | None = None
         self.delta_hook: Hook | None = None
         # creation order = mamba_ssm's, so that one seed gives the same initial weights
@@ -105,13 +108,17 @@ class Mamba(nn.Module):
 
     def conv(self, x: Tensor) -> Tensor:
         """SiLU(causal depthwise convolution): (B, L, d_inner) → (B, L, d_inner); zero history
-        before slot 0, as ``F.conv1d`` with left padding d_conv − 1 (``causal_conv1d_ref``)."""
+        before slot 0, as ``F.conv1d`` with left padding d_conv − 1 (``causal_conv1d_ref``).
+        ``pre_activation_hook`` runs between the convolution and the SiLU."""
         length = x.shape[1]
         out = F.conv1d(
             x.transpose(1, 2), self.conv1d.weight, self.conv1d.bias,
             padding=self.d_conv - 1, groups=self.d_inner,
         )  # fmt: skip
-        return F.silu(out[..., :length]).transpose(1, 2)
+        out = out[..., :length].transpose(1, 2)
+        if self.pre_activation_hook is not None:
+            out = self.pre_activation_hook(out)
+        return F.silu(out)
 
     def project(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """x_proj split into (δ (B, L, dt_rank), B (B, L, d_state), C (B, L, d_state))."""
@@ -159,7 +166,7 @@ class Mamba(nn.Module):
         k = require_kernels()
         xz = self.in_proj(hidden).transpose(1, 2).contiguous()  # (B, 2·d_inner, L), L-major
         A = self.A()
-        if self.conv_hook is None and self.delta_hook is None:
+        if self.pre_activation_hook is None and self.conv_hook is None and self.delta_hook is None:
             return k.mamba_inner_fn(
                 xz, self.conv1d.weight, self.conv1d.bias, self.x_proj.weight,
                 self.dt_proj.weight, self.out_proj.weight, self.out_proj.bias, A, None, None,
@@ -167,8 +174,13 @@ class Mamba(nn.Module):
             ).contiguous()  # fmt: skip
         x, z = xz.chunk(2, dim=1)
         weight = self.conv1d.weight.squeeze(1)  # (d_inner, d_conv)
-        x = k.causal_conv1d_fn(x.contiguous(), weight, self.conv1d.bias, activation="silu")
-        x, delta, B, C = self._hooked(x.transpose(1, 2))  # batch-first (B, L, d_inner)
+        if self.pre_activation_hook is None:
+            x = k.causal_conv1d_fn(x.contiguous(), weight, self.conv1d.bias, activation="silu")
+            x = x.transpose(1, 2)  # batch-first (B, L, d_inner)
+        else:
+            x = k.causal_conv1d_fn(x.contiguous(), weight, self.conv1d.bias, activation=None)
+            x = F.silu(self.pre_activation_hook(x.transpose(1, 2)))
+        x, delta, B, C = self._hooked(x)
         y = k.selective_scan_fn(
             x.transpose(1, 2).contiguous(), delta.transpose(1, 2).contiguous(), A,
             B.transpose(1, 2).contiguous(), C.transpose(1, 2).contiguous(), self.D.float(),
