@@ -31,7 +31,11 @@ What the paper leaves open, and the choice taken here:
   per slot, read out at slot length − 1 and scored against the item ID embeddings (tied, as every
   official Mamba recommender). α and β are scalars initialised to ``gate_init`` = 0.5 (the
   released code multiplies uninitialised memory by 0.5); the trainer logs them every epoch
-  (:meth:`M2Rec.diagnostics`) so a collapse of one branch is visible.
+  (:meth:`M2Rec.diagnostics`) so a collapse of one branch is visible. The fusion Linear starts
+  as the identity (``fusion_init``): with RecBole's N(0, 0.02²), as every other Linear, it
+  shrinks both branches about tenfold, and on the synthetic data 3 epochs then reach test
+  NDCG@10 0.161 instead of 0.265 (no_affm; Mamba4Rec 0.283) — an artefact of the extra layer's
+  initialisation, not of the paper's idea, so ``fusion_init = "recbole"`` is kept as a reading.
 - **Loss**: the paper says binary cross-entropy with sampled negatives, the code uses softmax CE
   over all items; both are ``[train] loss`` options (default ``ce``, as the code and the other
   Mamba papers).
@@ -103,6 +107,11 @@ class M2RecParams(MambaRecParams):
         "'hashing:<dim>' (dependency-free).",
     )
     gate_init: float = Field(0.5, description="Initial α and β of the gate.")
+    fusion_init: Literal["identity", "recbole"] = Field(
+        "identity",
+        description="Initial output Linear: 'identity' (Ŷ = α·E(l) + β·E(m) at the start) or "
+        "'recbole' (N(0, 0.02²) like every other Linear, which shrinks both branches ~10×).",
+    )
 
 
 class M2RecLayer(MambaLayer):
@@ -196,6 +205,9 @@ class M2Rec(MambaRecommender):
         for added in (getattr(self, "text_projection", None), self.fusion):  # after _build's init
             if added is not None:
                 recbole_normal_init(added, std=0.02)
+        if params.fusion_init == "identity":
+            with torch.no_grad():
+                self.fusion.weight.copy_(torch.eye(d))  # the bias is already 0
         gate = torch.tensor(float(params.gate_init))
         if ablation == "no_gate":
             self.register_buffer("alpha", torch.tensor(0.5))

@@ -236,6 +236,13 @@ def test_no_affm_removes_the_filter_and_text_is_required() -> None:
         ItemText(torch.zeros(3, 2), torch.zeros(4, dtype=torch.bool))
 
 
+def test_fusion_starts_as_the_identity_unless_recbole_init_is_asked() -> None:
+    assert torch.equal(m2rec().fusion.weight, torch.eye(16))
+    assert torch.equal(m2rec().fusion.bias, torch.zeros(16))
+    normal = m2rec(fusion_init="recbole").fusion.weight.detach()
+    assert float(normal.std()) == pytest.approx(0.02, rel=0.2)
+
+
 def test_text_vectors_stay_out_of_the_checkpoint() -> None:
     keys = set(m2rec().state_dict())
     assert not {"text_vectors", "has_text"} & keys
