@@ -1,0 +1,33 @@
+# shellcheck shell=bash
+# Source at the start of every command on the GPU machine (docs/gpu.md):
+#
+#   source benchmarks/gpu/env.sh
+#
+# The GPU image has torch, triton, numpy, scipy, matplotlib, typer, rich and filelock but not
+# seqbench's pydantic, pooch and platformdirs: they are installed from the carried .gpu/wheels
+# (never from the network) when missing. seqbench itself runs from this checkout through
+# PYTHONPATH (no install step, no build backend needed); `seqbench` is defined as a shell
+# function for `python3 -m seqbench`. The suites read ../shared/data/… relative to the repository
+# (as on the developers' machines and in CI); where that folder is absent, it is made a link to
+# the carried .gpu/data. The dataset cache goes to .gpu/cache.
+_gpu_repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+export PYTHONPATH="$_gpu_repo${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1
+export SEQBENCH_CACHE_DIR=${SEQBENCH_CACHE_DIR:-$_gpu_repo/.gpu/cache}
+_gpu_pybin=$(python3 -c 'import os, sys; print(os.path.dirname(sys.executable))')
+case ":$PATH:" in *":$_gpu_pybin:"*) ;; *) export PATH="$_gpu_pybin:$PATH" ;; esac
+
+if ! python3 -c "import pydantic, pooch, platformdirs" >/dev/null 2>&1; then
+    echo "env.sh: installing seqbench's missing dependencies from .gpu/wheels"
+    python3 -m pip install --quiet --no-index --find-links "$_gpu_repo/.gpu/wheels" \
+        "pydantic>=2.5" "pooch>=1.8" "platformdirs>=3" \
+        || echo "env.sh: installing from .gpu/wheels failed (above)" >&2
+fi
+if [ ! -e "$_gpu_repo/../shared/data" ] && [ -d "$_gpu_repo/.gpu/data" ]; then
+    mkdir -p "$_gpu_repo/../shared" && ln -s "$_gpu_repo/.gpu/data" "$_gpu_repo/../shared/data" \
+        && echo "env.sh: linked ../shared/data -> .gpu/data"
+fi
+seqbench() { python3 -m seqbench "$@"; }
+python3 -c "import seqbench.cli.main" \
+    || echo "env.sh: seqbench does not import here (above); check .gpu/wheels" >&2
+unset _gpu_pybin
