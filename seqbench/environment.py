@@ -48,6 +48,22 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+KERNEL_PACKAGES = ("mamba-ssm", "causal-conv1d", "triton")
+
+
+def package_versions(names: tuple[str, ...] = KERNEL_PACKAGES) -> dict[str, str | None]:
+    """Installed versions of the distributions ``names`` (None where one is not installed)."""
+    import importlib.metadata
+
+    found: dict[str, str | None] = {}
+    for name in names:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
 def describe(device: Any = None) -> dict[str, Any]:
     """Versions, machine, device and date; ``device`` is a torch.device (or None)."""
     import numpy as np
@@ -62,6 +78,7 @@ def describe(device: Any = None) -> dict[str, Any]:
         "torch": torch.__version__,
         "numpy": np.__version__,
         "cuda": torch.version.cuda,
+        "kernels": package_versions(),
         "platform": platform.platform(),
         "cpu": cpu_model(),
         "device": str(device) if device is not None else "cpu",

@@ -1111,23 +1111,13 @@ class _Validator:
         try:
             params = spec.params.model_validate(overrides, strict=True)
         except ValidationError as exc:
-            problems = "; ".join(f"{e['msg']}" for e in exc.errors())
-            self.add(
-                ("models", i, "sweep"),
-                f"sweep point {format_point(point)}: {problems.removeprefix('Value error, ')}",
-                "sweep values that work together with params",
-            )
+            self.sweep_point_problem(i, point, exc, "params")
             return None
         resolved = params.model_dump(mode="json")
         try:
             train_values = TrainSettings.model_validate({**train.model_dump(), **parts["train"]})
         except ValidationError as exc:
-            problems = "; ".join(f"{e['msg']}" for e in exc.errors())
-            self.add(
-                ("models", i, "sweep"),
-                f"sweep point {format_point(point)}: {problems.removeprefix('Value error, ')}",
-                "sweep values that work together with [train]",
-            )
+            self.sweep_point_problem(i, point, exc, "[train]")
             return None
         if train_values.objective == "all_positions" and not spec.allows_all_positions(
             params, ablation
@@ -1160,6 +1150,16 @@ class _Validator:
             uses_text=spec.needs_text(params, ablation),
         )
         return variant, parts["protocol"], parts["train"]
+
+    def sweep_point_problem(
+        self, i: int, point: Mapping[str, Any], exc: ValidationError, section: str
+    ) -> None:
+        problems = "; ".join(f"{e['msg']}" for e in exc.errors())
+        self.add(
+            ("models", i, "sweep"),
+            f"sweep point {format_point(point)}: {problems.removeprefix('Value error, ')}",
+            f"sweep values that work together with {section}",
+        )
 
     def check_text(
         self,

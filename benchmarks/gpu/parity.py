@@ -32,7 +32,6 @@ is; it measures nothing about the kernels and its record says so (``"selftest": 
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import sys
 import time
@@ -63,13 +62,10 @@ class Unavailable(Exception):
 def versions() -> dict[str, str | None]:
     import torch
 
+    from seqbench.environment import package_versions
+
     out: dict[str, str | None] = {"torch": torch.__version__, "cuda": torch.version.cuda}
-    for dist in ("mamba-ssm", "causal-conv1d", "triton"):
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
+    return {**out, **package_versions()}
 
 
 def require_gpu_and_kernels() -> None:

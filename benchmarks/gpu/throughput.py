@@ -36,7 +36,6 @@ reproduction run), since bf16 changes the scan's inputs and compile may reorder 
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
 import resource
@@ -77,18 +76,14 @@ def versions() -> dict[str, str | None]:
     import torch
 
     import seqbench
+    from seqbench.environment import package_versions
 
     out: dict[str, str | None] = {
         "seqbench": seqbench.__version__,
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
     }
-    for dist in ("mamba-ssm", "causal-conv1d", "triton"):
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
+    return {**out, **package_versions()}
 
 
 # ---- one run, in its own process -------------------------------------------------------------

@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from seqbench.data.readers.base import Encoding, iter_lines
+from seqbench.data.readers.recbole import parse_header
 from seqbench.errors import ConfigError, DataFormatError
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,6 @@ GROUPLENS_GENRES = (
 )  # fmt: skip
 _LATIN1_FORMATS = ("movielens", "grouplens-item")  # MovieLens files predate UTF-8
 _FIELD_FORMATS = ("recbole", "csv", "jsonl")  # the formats that `id` and `fields` apply to
-_RECBOLE_TYPES = ("token", "token_seq", "float", "float_seq")
 
 
 class TextSpec(BaseModel):
@@ -202,17 +202,7 @@ def _read_recbole(spec: TextSpec) -> dict[str, str]:
     first = next(lines, None)
     if first is None:
         raise DataFormatError(where, 1, "the file is empty", "a header line of 'name:type' fields")
-    header = []
-    for field in first[1].split("\t"):
-        name, _, kind = field.partition(":")
-        if not name or kind not in _RECBOLE_TYPES:
-            raise DataFormatError(
-                where,
-                1,
-                f"header field {field!r}",
-                f"'name:type' with type one of {', '.join(_RECBOLE_TYPES)}",
-            )
-        header.append(name)
+    header = parse_header(where, first[1])
     id_col, cols = _columns(spec, where, header, "fields")
     table = _Table(where)
     for lineno, line in lines:

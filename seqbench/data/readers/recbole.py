@@ -70,7 +70,7 @@ class RecBoleReader(Reader):
             raise DataFormatError(
                 path, 1, "the file is empty", "a header line of 'name:type' fields"
             )
-        columns = _parse_header(path, header[1])
+        columns = parse_header(path, header[1])
         wanted = {
             "user_field": options.user_field,
             "item_field": options.item_field,
@@ -114,7 +114,8 @@ class RecBoleReader(Reader):
         return acc.finish()
 
 
-def _parse_header(path: Path, line: str) -> list[str]:
+def parse_header(path: Path, line: str) -> list[str]:
+    """The field names of an atomic file's header line of ``name:type`` fields."""
     names = []
     for field in line.split("\t"):
         name, _, kind = field.partition(":")
