@@ -14,26 +14,9 @@ from seqbench.errors import ConfigError
 from seqbench.models.base import gather_last
 from seqbench.models.bert4rec import BERT4Rec, BERT4RecParams
 from seqbench.models.registry import get_model
-from tests.models.util import build, random_batch
+from tests.models.util import build, later_items_effect, random_batch, transformer_layer_shapes
 
 NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0}
-
-
-def layer_shapes(i: int) -> dict[str, tuple[int, ...]]:
-    p = f"trm_encoder.layer.{i}."
-    shapes: dict[str, tuple[int, ...]] = {}
-    for lin in ("query", "key", "value", "dense"):
-        shapes[f"{p}multi_head_attention.{lin}.weight"] = (64, 64)
-        shapes[f"{p}multi_head_attention.{lin}.bias"] = (64,)
-    shapes[f"{p}multi_head_attention.LayerNorm.weight"] = (64,)
-    shapes[f"{p}multi_head_attention.LayerNorm.bias"] = (64,)
-    shapes[f"{p}feed_forward.dense_1.weight"] = (256, 64)
-    shapes[f"{p}feed_forward.dense_1.bias"] = (256,)
-    shapes[f"{p}feed_forward.dense_2.weight"] = (64, 256)
-    shapes[f"{p}feed_forward.dense_2.bias"] = (64,)
-    shapes[f"{p}feed_forward.LayerNorm.weight"] = (64,)
-    shapes[f"{p}feed_forward.LayerNorm.bias"] = (64,)
-    return shapes
 
 
 def test_parameter_names_shapes_and_count_at_the_defaults() -> None:
@@ -43,8 +26,8 @@ def test_parameter_names_shapes_and_count_at_the_defaults() -> None:
         "output_bias": (101,),  # one per scored row: padding + 100 items (not the mask)
         "item_embedding.weight": (102,  64),  # padding, 100 items, the mask token (id 101)
         "position_embedding.weight": (50, 64),
-        **layer_shapes(0),
-        **layer_shapes(1),
+        **transformer_layer_shapes(0),
+        **transformer_layer_shapes(1),
         "LayerNorm.weight": (64,),
         "LayerNorm.bias": (64,),
         "output_ffn.weight": (64, 64),
@@ -288,14 +271,4 @@ def test_readout_ignores_the_padding_row_but_not_items_after_length() -> None:
 
 @pytest.mark.parametrize("t", [0, 4, 9])
 def test_non_causal_later_items_change_the_output_at_slot_t(t: int) -> None:
-    spec = get_model("bert4rec")
-    assert not spec.is_causal() and not spec.all_positions
-    model = build("bert4rec", n_items=40, max_len=12).eval()
-    assert not model.allows_all_positions
-    items, _, _ = random_batch(40, 16, 12, seed=11, min_length=12)  # every slot holds an item
-    lengths = torch.full((16,), t + 1)
-    changed = items.clone()
-    changed[:, t + 1 :] = items[:, t + 1 :] % 40 + 1
-    with torch.no_grad():
-        moved = (model(changed, lengths) - model(items, lengths)).abs().amax(-1)
-    assert torch.all(moved > 1e-4)
+    assert torch.all(later_items_effect("bert4rec", t, seed=11) > 1e-4)

@@ -14,7 +14,7 @@ import torch
 
 from seqbench.models.fmlprec import FMLPRec, FMLPRecParams
 from seqbench.models.registry import get_model
-from tests.models.util import build, random_batch
+from tests.models.util import build, later_items_effect, random_batch
 
 
 def layer_shapes(i: int) -> dict[str, tuple[int, ...]]:
@@ -180,17 +180,7 @@ def test_fast_readout_equals_the_full_encoder_gathered() -> None:
 
 @pytest.mark.parametrize("t", [0, 4, 10])
 def test_non_causal_later_items_change_the_output_at_slot_t(t: int) -> None:
-    spec = get_model("fmlprec")
-    assert not spec.is_causal() and not spec.all_positions
-    model = build("fmlprec", n_items=40, max_len=12).eval()
-    assert not model.allows_all_positions
-    items, _, _ = random_batch(40, 16, 12, seed=5, min_length=12)  # every slot holds an item
-    lengths = torch.full((16,), t + 1)
-    changed = items.clone()
-    changed[:, t + 1 :] = items[:, t + 1 :] % 40 + 1
-    with torch.no_grad():
-        moved = (model(changed, lengths) - model(items, lengths)).abs().amax(-1)
-    assert torch.all(moved > 1e-4)
+    assert torch.all(later_items_effect("fmlprec", t, seed=5) > 1e-4)
 
 
 def test_inputs_must_have_exactly_max_len_slots() -> None:

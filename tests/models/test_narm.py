@@ -15,7 +15,7 @@ import torch
 from seqbench.errors import ConfigError
 from seqbench.models.narm import NARM, NARMParams
 from seqbench.models.registry import get_model
-from tests.models.util import build, random_batch
+from tests.models.util import build, later_items_effect, random_batch
 
 NO_DROPOUT = {"dropout_probs": [0.0, 0.0]}
 
@@ -144,14 +144,4 @@ def test_padding_row_random_frozen_on_input_trained_on_output() -> None:
 
 @pytest.mark.parametrize("t", [0, 4, 10])
 def test_non_causal_later_items_change_the_output_at_slot_t(t: int) -> None:
-    spec = get_model("narm")
-    assert not spec.is_causal() and not spec.all_positions
-    model = build("narm", n_items=40, max_len=12).eval()
-    assert not model.allows_all_positions
-    items, _, _ = random_batch(40, 16, 12, seed=4, min_length=12)  # every slot holds an item
-    lengths = torch.full((16,), t + 1)
-    changed = items.clone()
-    changed[:, t + 1 :] = items[:, t + 1 :] % 40 + 1
-    with torch.no_grad():
-        moved = (model(changed, lengths) - model(items, lengths)).abs().amax(-1)
-    assert torch.all(moved > 1e-5)
+    assert torch.all(later_items_effect("narm", t, seed=4) > 1e-5)

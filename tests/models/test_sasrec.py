@@ -11,24 +11,7 @@ from seqbench.errors import ConfigError
 from seqbench.models.layers.transformer import MASKED, attention, attention_mask
 from seqbench.models.registry import get_model
 from seqbench.models.sasrec import SASRec, SASRecParams
-from tests.models.util import NO_DROPOUT, build, random_batch
-
-
-def layer_shapes(i: int) -> dict[str, tuple[int, ...]]:
-    p = f"trm_encoder.layer.{i}."
-    shapes: dict[str, tuple[int, ...]] = {}
-    for lin in ("query", "key", "value", "dense"):
-        shapes[f"{p}multi_head_attention.{lin}.weight"] = (64, 64)
-        shapes[f"{p}multi_head_attention.{lin}.bias"] = (64,)
-    shapes[f"{p}multi_head_attention.LayerNorm.weight"] = (64,)
-    shapes[f"{p}multi_head_attention.LayerNorm.bias"] = (64,)
-    shapes[f"{p}feed_forward.dense_1.weight"] = (256, 64)
-    shapes[f"{p}feed_forward.dense_1.bias"] = (256,)
-    shapes[f"{p}feed_forward.dense_2.weight"] = (64, 256)
-    shapes[f"{p}feed_forward.dense_2.bias"] = (64,)
-    shapes[f"{p}feed_forward.LayerNorm.weight"] = (64,)
-    shapes[f"{p}feed_forward.LayerNorm.bias"] = (64,)
-    return shapes
+from tests.models.util import NO_DROPOUT, build, random_batch, transformer_layer_shapes
 
 
 def test_parameter_names_shapes_and_count_at_the_defaults() -> None:
@@ -37,8 +20,8 @@ def test_parameter_names_shapes_and_count_at_the_defaults() -> None:
     expected = {
         "item_embedding.weight": (101, 64),
         "position_embedding.weight": (50, 64),
-        **layer_shapes(0),
-        **layer_shapes(1),
+        **transformer_layer_shapes(0),
+        **transformer_layer_shapes(1),
         "LayerNorm.weight": (64,),
         "LayerNorm.bias": (64,),
     }

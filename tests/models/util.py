@@ -42,3 +42,39 @@ NO_DROPOUT = {
     "sasrec": {"hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0},
     "gru4rec": {"dropout_prob": 0.0},
 }
+
+
+def transformer_layer_shapes(i: int, d: int = 64, inner: int = 256) -> dict[str, tuple[int, ...]]:
+    """RecBole's ``TransformerEncoder`` layer ``i``: parameter name → shape (SASRec, BERT4Rec)."""
+    p = f"trm_encoder.layer.{i}."
+    shapes: dict[str, tuple[int, ...]] = {}
+    for lin in ("query", "key", "value", "dense"):
+        shapes[f"{p}multi_head_attention.{lin}.weight"] = (d, d)
+        shapes[f"{p}multi_head_attention.{lin}.bias"] = (d,)
+    shapes[f"{p}multi_head_attention.LayerNorm.weight"] = (d,)
+    shapes[f"{p}multi_head_attention.LayerNorm.bias"] = (d,)
+    shapes[f"{p}feed_forward.dense_1.weight"] = (inner, d)
+    shapes[f"{p}feed_forward.dense_1.bias"] = (inner,)
+    shapes[f"{p}feed_forward.dense_2.weight"] = (d, inner)
+    shapes[f"{p}feed_forward.dense_2.bias"] = (d,)
+    shapes[f"{p}feed_forward.LayerNorm.weight"] = (d,)
+    shapes[f"{p}feed_forward.LayerNorm.bias"] = (d,)
+    return shapes
+
+
+def later_items_effect(
+    name: str, t: int, seed: int, n_items: int = 40, max_len: int = 12
+) -> torch.Tensor:
+    """How far each row's output for the history ending at slot t moves when every item after
+    slot t changes (all slots hold items): (16,). A non-causal, last-slot-only model declares
+    itself so, and this effect must be positive."""
+    spec = get_model(name)
+    assert not spec.is_causal() and not spec.all_positions
+    model = build(name, n_items=n_items, max_len=max_len).eval()
+    assert not model.allows_all_positions
+    items, _, _ = random_batch(n_items, 16, max_len, seed=seed, min_length=max_len)
+    lengths = torch.full((16,), t + 1)
+    changed = items.clone()
+    changed[:, t + 1 :] = items[:, t + 1 :] % n_items + 1
+    with torch.no_grad():
+        return (model(changed, lengths) - model(items, lengths)).abs().amax(-1)
