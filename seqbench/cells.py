@@ -151,6 +151,9 @@ class Cell(BaseModel):
     eval: EvalSettings
     backend: str = "torch"
     precision: str = "fp32"
+    #: The device type the cell runs on ("cpu" or "cuda"): random streams (dropout masks,
+    #: shuffles on the device) differ between them, so a CPU and a GPU run are different cells.
+    device: str = "cpu"
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict that :meth:`from_json` turns back into an equal cell."""
@@ -182,6 +185,8 @@ class Cell(BaseModel):
             "backend": self.backend,
             "precision": self.precision,
             "numerics_version": NUMERICS_VERSION,
+            # CPU cells keep the hashes they had before the device joined the identity
+            **({"device": self.device} if self.device != "cpu" else {}),
         }
 
     def hash(self, source: Mapping[str, Any]) -> str:

@@ -1,33 +1,27 @@
-"""Run a suite's pending cells, one worker process per cell, resumable and shareable.
+"""Plan a suite's cells and hand the pending ones to an executor.
 
-The runner is a scheduler only: it resolves datasets (downloading and caching them once, before
-any training), skips cells whose result is complete, claims each pending cell's lock, starts
-``python -m seqbench.worker`` on it, shows its progress and publishes the finished cell
-directory atomically. A cell that another process holds is deferred and waited for at the end,
-so several ``seqbench run`` processes can share one results root; multi-GPU and cluster
-executors will reuse the same claim/publish steps.
+The runner is the planner: it resolves datasets (downloading and caching them once, before any
+training), hashes every cell, skips cells whose result is final, and turns the rest into
+:class:`~seqbench.executors.base.CellJob` s for an executor (:mod:`seqbench.executors`), which
+computes them — locally with ``--jobs N`` workers, or on Ray or Slurm — through the same
+claim/publish steps of :mod:`seqbench.store`. A cell another process holds is waited for, so
+several ``seqbench run`` processes can share one results root.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import json
 import logging
-import os
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seqbench import store
+from seqbench import lease, store
 from seqbench.cells import Cell, source_fingerprint
 from seqbench.data.load import load_dataset
 from seqbench.errors import ConfigError
+from seqbench.executors.base import CellJob, CellOutcome, Executor, Reporter
 from seqbench.progress import BarFactory
 
 log = logging.getLogger(__name__)
@@ -38,12 +32,16 @@ ONLY_KEYS = ("dataset", "model", "variant", "ablation", "seed", "role")
 @dataclass(frozen=True)
 class RunOptions:
     results: Path
-    device: str = "auto"  # cpu | cuda | auto
+    device: str = "auto"  # cpu | cuda | cuda:N | auto, or a comma-separated list of devices
     backend: str = "auto"  # auto | torch | mamba_ssm (Mamba blocks only)
     only: tuple[str, ...] = ()
     cache_dir: Path | None = None
     mirror: str | None = None
     eval_batch_size: int = 4096
+    jobs: int = 1  # cells at once (local executor)
+    threads: int | None = None  # CPU threads per worker; None: the cores divided among jobs
+    retry: tuple[str, ...] = ()  # outcomes (oom, timeout, pruned) to run again
+    lease_seconds: float = lease.DEFAULT_LEASE_SECONDS
 
 
 @dataclass
@@ -65,26 +63,17 @@ class PlannedCell:
 class RunSummary:
     selected: int = 0
     already_done: int = 0
-    ran: list[tuple[PlannedCell, dict[str, Any]]] = field(default_factory=list)
+    ran: list[tuple[CellJob, dict[str, Any]]] = field(default_factory=list)
     waited_for: int = 0
+    not_published: list[CellOutcome] = field(default_factory=list)
 
     @property
-    def failed(self) -> list[tuple[PlannedCell, dict[str, Any]]]:
-        return [(p, r) for p, r in self.ran if r.get("status") != "ok"]
+    def failed(self) -> list[tuple[CellJob, dict[str, Any]]]:
+        return [(j, r) for j, r in self.ran if r.get("status") != "ok"]
 
     @property
     def ok(self) -> bool:
-        return not self.failed
-
-
-class Display:
-    """What the runner shows; the CLI supplies a rich or a quiet implementation."""
-
-    def cells(self, total: int) -> None: ...
-    def cell_started(self, planned: PlannedCell) -> None: ...
-    def event(self, planned: PlannedCell, event: dict[str, Any]) -> None: ...
-    def cell_finished(self, planned: PlannedCell, result: dict[str, Any], path: Path) -> None: ...
-    def message(self, text: str) -> None: ...
+        return not self.failed and not self.not_published
 
 
 def select(cells: list[Cell], only: tuple[str, ...]) -> list[Cell]:
@@ -126,30 +115,71 @@ def _matches(cell: Cell, key: str, pattern: str) -> bool:
 
 
 def resolve_device(requested: str) -> str:
+    """One device: ``auto`` → cuda where PyTorch sees one, else cpu."""
     import torch
 
+    requested = requested.strip()
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: PyTorch sees no CUDA device here; use --device cpu")
-    if requested not in ("cpu", "cuda") and not requested.startswith("cuda:"):
-        raise ConfigError(f"--device {requested!r}: expected cpu, cuda, cuda:N or auto")
+    if requested not in ("cpu", "cuda") and not _is_cuda_index(requested):
+        raise ConfigError(
+            f"--device {requested!r}: expected cpu, cuda, cuda:N, auto, or a comma-separated "
+            "list such as cuda:0,cuda:1"
+        )
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"--device {requested}: PyTorch sees no CUDA device here; use --device cpu"
+            )
+        index = int(requested.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"--device {requested}: PyTorch sees {torch.cuda.device_count()} CUDA "
+                f"device(s), cuda:0 … cuda:{torch.cuda.device_count() - 1}"
+            )
     return requested
 
 
+def resolve_devices(requested: str) -> list[str]:
+    """``--device``, possibly a comma-separated list, as devices of one type (the device type
+    is part of each cell's identity, so a list cannot mix cpu and cuda)."""
+    devices = [resolve_device(d) for d in requested.split(",") if d.strip()]
+    if not devices:
+        raise ConfigError("--device is empty; expected cpu, cuda, cuda:N or auto")
+    types = {device_type(d) for d in devices}
+    if len(types) > 1:
+        raise ConfigError(
+            f"--device {requested}: all devices must be of one type (cpu or cuda), since the "
+            "device type is part of each cell's identity"
+        )
+    return devices
+
+
+def device_type(device: str) -> str:
+    return device.partition(":")[0]
+
+
+def _is_cuda_index(text: str) -> bool:
+    kind, sep, index = text.partition(":")
+    return kind == "cuda" and bool(sep) and index.isdigit()
+
+
 def with_backends(cells: list[Cell], options: RunOptions) -> list[Cell]:
-    """Each cell with the backend it will run on (part of its hash): for a model with Mamba
-    blocks, ``--backend`` resolved on the device; ``torch`` for every other model."""
+    """Each cell with the device type and backend it will run on (both part of its hash): for
+    a model with Mamba blocks, ``--backend`` resolved on the device; ``torch`` for every other
+    model."""
     from seqbench.models.layers.kernels import resolve_backend
     from seqbench.models.registry import get_model
 
-    device = resolve_device(options.device)
+    devices = resolve_devices(options.device)
+    device = devices[0]
     return [
         cell.model_copy(
             update={
+                "device": device_type(device),
                 "backend": resolve_backend(
                     options.backend, device, get_model(cell.variant.model).kernels
-                )
+                ),
             }
         )
         for cell in cells
@@ -187,143 +217,90 @@ def plan(
     return planned
 
 
+def jobs_for(suite_name: str, planned: list[PlannedCell], options: RunOptions) -> list[CellJob]:
+    """The executor's view of planned cells."""
+    return [
+        CellJob(
+            suite=suite_name,
+            results=str(Path(options.results).expanduser().absolute()),
+            relative=str(p.relative),
+            cell=p.cell.to_json(),
+            hash=p.hash,
+            identity=p.identity,
+            title=p.title,
+            cache_dir=str(options.cache_dir) if options.cache_dir else None,
+            eval_batch_size=options.eval_batch_size,
+            lease_seconds=options.lease_seconds,
+            retry=options.retry,
+        )
+        for p in planned
+    ]
+
+
+def local_executor(options: RunOptions) -> Executor:
+    from seqbench.executors.local import LocalExecutor
+
+    return LocalExecutor(options.jobs, resolve_devices(options.device), options.threads)
+
+
 def run_cells(
-    suite_name: str, planned: list[PlannedCell], options: RunOptions, display: Display
+    suite_name: str,
+    planned: list[PlannedCell],
+    options: RunOptions,
+    reporter: Reporter,
+    executor: Executor | None = None,
 ) -> RunSummary:
-    """Run every planned cell that has no complete result; see the module docstring."""
-    results = store.SuiteStore(options.results, suite_name)
-    device = resolve_device(options.device)
+    """Run every planned cell whose result is not final (missing, failed, or an outcome named
+    in ``options.retry``) on ``executor`` (default: the local one)."""
+    results = store.SuiteStore(options.results, suite_name, lease_seconds=options.lease_seconds)
     summary = RunSummary(selected=len(planned))
     pending = []
     for p in planned:
-        if results.status(p.relative) == "ok":
-            summary.already_done += 1
-        else:
+        if store.should_run(results.status(p.relative), options.retry):
             pending.append(p)
-    display.cells(len(pending))
-    deferred = []
-    for p in pending:
-        try:
-            with results.claim(p.hash):
-                if results.status(p.relative) != "ok":  # finished by another process meanwhile
-                    summary.ran.append(_run_one(results, p, options, device, display))
-        except store.CellBusy:
-            deferred.append(p)
-    for p in deferred:
-        display.message(f"waiting for another seqbench process to finish {p.title}")
-        with results.claim(p.hash, wait=True):
-            if results.status(p.relative) == "ok":
-                summary.waited_for += 1
-            else:  # the other process died or the cell failed there: run it here
-                summary.ran.append(_run_one(results, p, options, device, display))
+        else:
+            summary.already_done += 1
+    reporter_cells = getattr(reporter, "cells", None)
+    if callable(reporter_cells):
+        reporter_cells(len(pending))
+    if not pending:
+        return summary
+    outcomes = (executor or local_executor(options)).run(
+        jobs_for(suite_name, pending, options), reporter
+    )
+    summarize(outcomes, summary)
     return summary
 
 
-def _run_one(
-    results: store.SuiteStore,
-    planned: PlannedCell,
-    options: RunOptions,
-    device: str,
-    display: Display,
-) -> tuple[PlannedCell, dict[str, Any]]:
-    scratch = results.scratch(planned.hash)
-    job = scratch / ".job.json"
-    job.write_text(
-        json.dumps(
-            {
-                "cell": planned.cell.to_json(),
-                "hash": planned.hash,
-                "identity": planned.identity,
-                "device": device,
-                "cache_dir": str(options.cache_dir) if options.cache_dir else None,
-                "eval_batch_size": options.eval_batch_size,
-            }
-        ),
-        encoding="utf-8",
-    )
-    display.cell_started(planned)
-    try:
-        code = _spawn(job, scratch, lambda event: display.event(planned, event))
-    except BaseException:
-        results.discard(scratch)
-        raise
-    job.unlink(missing_ok=True)
-    result = store.read_result(scratch / store.RESULT)
-    if result is None:  # the worker died without recording anything: record why
-        result = _crash_result(planned, code, scratch / store.LOG)
-        store.write_json(scratch / store.RESULT, result)
-    final = results.publish(scratch, planned.relative, planned.hash)
-    display.cell_finished(planned, result, final)
-    return planned, result
-
-
-def _spawn(job: Path, scratch: Path, on_event: Callable[[dict[str, Any]], None]) -> int:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with (
-        (scratch / store.LOG).open("a", encoding="utf-8") as log_file,
-        _worker(
-            [sys.executable, "-m", "seqbench.worker", str(job), str(scratch)], log_file, env
-        ) as process,
-    ):
-        assert process.stdout is not None
-        for line in process.stdout:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                log_file.write(line)  # stray output of a library: keep it in the log
-                continue
-            if isinstance(event, dict) and "event" in event:
-                on_event(event)
-        return process.wait()
-
-
-@contextmanager
-def _worker(argv: list[str], log_file: Any, env: dict[str, str]) -> Iterator[subprocess.Popen]:
-    env = {**env, "SEQBENCH_RUNNER_PID": str(os.getpid())}  # the worker dies with us
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log_file, text=True, env=env)
-    try:
-        yield process
-    except BaseException:
-        # Interrupted (Ctrl-C reaches the worker too): give it a moment, then make sure.
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        raise
-
-
-def _crash_result(planned: PlannedCell, code: int, log_path: Path) -> dict[str, Any]:
-    if code < 0:
-        name = signal.Signals(-code).name
-        reason = f"the worker was killed by {name}"
-        if -code == signal.SIGKILL:
-            reason += " (often the out-of-memory killer: check dmesg and the cell's memory)"
-    else:
-        reason = f"the worker exited with status {code} without writing a result"
-    try:
-        tail = log_path.read_text(encoding="utf-8", errors="replace")[-4000:]
-    except OSError:
-        tail = ""
-    return {
-        "schema": store.SCHEMA,
-        "status": "failed",
-        "cell": {"hash": planned.hash, "identity": planned.identity, **planned.cell.to_json()},
-        "error": {"type": "WorkerCrash", "message": reason, "traceback": tail},
-        "timing": {"total_seconds": None},
-        "recorded": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+def summarize(outcomes: Sequence[CellOutcome], summary: RunSummary) -> RunSummary:
+    for outcome in outcomes:
+        if outcome.published and outcome.result is not None:
+            summary.ran.append((outcome.job, outcome.result))
+        elif outcome.status == "done":
+            if outcome.message:
+                summary.waited_for += 1
+            else:
+                summary.already_done += 1
+        else:
+            summary.not_published.append(outcome)
+    return summary
 
 
 def summary_line(summary: RunSummary) -> str:
     failed = len(summary.failed)
+    statuses: dict[str, int] = {}
+    for _, result in summary.failed:
+        statuses[str(result.get("status"))] = statuses.get(str(result.get("status")), 0) + 1
     parts = [f"{summary.selected} cells"]
     if summary.already_done:
         parts.append(f"{summary.already_done} already complete (not re-run)")
     ran = len(summary.ran)
-    parts.append(f"{ran} trained" + (f", {failed} failed" if failed else ""))
+    ended = ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
+    parts.append(f"{ran} trained" + (f", {ended}" if failed else ""))
     if summary.waited_for:
         parts.append(f"{summary.waited_for} completed by another process")
-    if not summary.ran and not summary.waited_for:
+    if summary.not_published:
+        parts.append(f"{len(summary.not_published)} not published")
+    if not summary.ran and not summary.waited_for and not summary.not_published:
         return f"nothing to train: all {summary.selected} cells are complete"
     return "; ".join(parts)

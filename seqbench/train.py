@@ -81,13 +81,18 @@ def fit_and_evaluate(
     device: torch.device,
     on_event: EventFn | None = None,
     memory_probe: Callable[[], dict[str, float]] | None = None,
+    outcome: Outcome | None = None,
 ) -> Outcome:
-    """Train ``model`` on ``dataset`` (early stopping on valid), then rank valid and test."""
+    """Train ``model`` on ``dataset`` (early stopping on valid), then rank valid and test.
+
+    ``outcome`` (default: a new one) is filled in as training goes, so that a caller whose
+    ``on_event`` ends the cell early (a stop request raises out of it) keeps the curve so far.
+    """
     emit = on_event or (lambda event: None)
     probe = memory_probe or (lambda: {})
     max_len = dataset.protocol.max_len
     valid = DeviceSplit(dataset, "valid", max_len, device)
-    outcome = Outcome()
+    outcome = outcome if outcome is not None else Outcome()
     if model.trainable:
         _fit(model, dataset, valid, settings, seed, device, emit, outcome)
     else:

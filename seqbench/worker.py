@@ -1,35 +1,56 @@
-"""Run one cell in this process: ``python -m seqbench.worker JOB.json OUT_DIR``.
+"""A worker process: ``python -m seqbench.worker`` computes the cells it is sent, one at a time.
 
-The runner starts one worker process per cell, so that a crash, an out-of-memory kill or a leak
-stays inside the cell, and peak memory is the cell's own. The worker writes ``result.json``,
-``ranks.npz`` and ``cell.log`` into OUT_DIR (the runner renames it into the store) and reports
-progress to its stdout as JSON lines. Exit status: 0 = ok, 1 = the cell failed (recorded in
-result.json), 130 = interrupted (nothing recorded).
+Executors start workers through :class:`seqbench.executors.worker_process.WorkerProcess` and
+talk to them with JSON lines: commands on stdin, events on stdout.
 
-``$SEQBENCH_FAULT`` injects faults for tests: ``kill-runner@epoch=N`` SIGKILLs the runner and this
-worker at the end of epoch N, ``kill-runner@before-result`` just before result.json is written;
-``…:PATH`` fires only if PATH does not exist yet (and creates it), so a re-run proceeds.
+- ``{"op": "run", "job": CellJob, "out": DIR, "device": "cpu"}``: train and evaluate the cell,
+  writing ``result.json`` (:mod:`seqbench.record`), ``ranks.npz`` and ``cell.log`` into DIR
+  (the executor publishes DIR into the store); events ``cell_start``, ``epoch_start``,
+  ``batch``, ``epoch``, ``warning`` and finally ``{"event": "done", "status": …}``.
+- ``{"op": "stop", "hash": H, "status": S, "reason": R}``: end cell H now with status S
+  (``pruned``, ``timeout``, ``oom`` or ``failed``); honoured at the next batch or epoch
+  boundary, with the curve so far in the record.
+- ``{"op": "exit"}`` (or end of input): leave.
+
+A worker serves many cells to save its start-up (importing torch), yet each cell is on its own:
+the random generators are seeded per cell, the cell's log (and anything written to stderr,
+C libraries included) goes to its own ``cell.log``, and the resident-memory high-water mark is
+reset when it starts (:mod:`seqbench.memory`), so its peak memory is its own. A crash kills only
+the cell being computed: the executor records it and starts a fresh worker for the next.
+Threads come from the environment the executor sets (:mod:`seqbench.threads`).
+
+Exit status: 0 after ``exit``; 130 when interrupted (the cell in progress records nothing).
+
+``$SEQBENCH_FAULT`` injects faults for tests: ``kill-runner@epoch=N`` SIGKILLs the parent and
+this worker at the end of epoch N, ``kill-runner@before-result`` just before result.json is
+written, ``kill-worker@epoch=N`` this worker alone; ``…:PATH`` fires only if PATH does not exist
+yet (and creates it), so a rerun proceeds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-import resource
+import queue
 import signal
 import sys
+import threading
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from seqbench import environment, store
+from seqbench import atomic, environment, memory, record
+from seqbench import threads as thread_settings
 from seqbench.cells import Cell
 from seqbench.data.load import load_dataset
+from seqbench.executors.base import CellJob
 from seqbench.models.item_text import ItemText
 from seqbench.models.layers.mamba import set_backend
 from seqbench.models.registry import get_model
@@ -38,51 +59,211 @@ from seqbench.train import Outcome, Settings, fit_and_evaluate, metric_values
 log = logging.getLogger("seqbench.worker")
 
 
+class CellStopped(Exception):
+    """The executor asked to end the cell with ``status``."""
+
+    def __init__(self, status: str, reason: str, requested_by: str | None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.requested_by = requested_by
+
+
+class Channel:
+    """Commands from stdin, read by a thread so that a stop request arrives mid-cell."""
+
+    def __init__(self) -> None:
+        self.runs: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._stops: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        threading.Thread(target=self._read, name="commands", daemon=True).start()
+
+    def _read(self) -> None:
+        for line in sys.stdin:
+            try:
+                command = json.loads(line)
+            except ValueError:
+                continue
+            op = command.get("op") if isinstance(command, dict) else None
+            if op == "run":
+                self.runs.put(command)
+            elif op == "stop":
+                with self._lock:
+                    self._stops[str(command.get("hash"))] = command
+            elif op == "exit":
+                break
+        self.runs.put(None)
+
+    def stop_request(self, cell_hash: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self._stops.get(cell_hash)
+
+    def forget(self, cell_hash: str) -> None:
+        with self._lock:
+            self._stops.pop(cell_hash, None)
+
+
+class CellState:
+    """What the event hook needs to know about the cell in progress."""
+
+    def __init__(self, channel: Channel, cell_hash: str) -> None:
+        self.channel = channel
+        self.hash = cell_hash
+        self.last_batch_event = 0.0
+        self.rss_peaks: list[float] = []  # of the phases already reset
+        self.device_peaks: list[float] = []
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        request = self.channel.stop_request(self.hash)
+        if request is not None:
+            raise CellStopped(
+                str(request.get("status") or "failed"),
+                str(request.get("reason") or "stopped on request"),
+                request.get("requested_by"),
+            )
+        if event["event"] == "batch":  # throttled: the runner's display needs no more
+            now = time.monotonic()
+            if now - self.last_batch_event < 0.2 and event["batch"] != event["batches"]:
+                return
+            self.last_batch_event = now
+        if event["event"] == "epoch":
+            log.info(
+                "epoch %d: loss %.4f, valid %s (%.1f s)",
+                event["epoch"],
+                event["loss"],
+                ", ".join(f"{k} {v:.4f}" for k, v in event["valid"].items()),
+                event["seconds"],
+            )
+            _fault(f"epoch={event['epoch']}")
+        emit(event)
+
+
 def main(argv: list[str]) -> int:
-    _die_with_runner()
-    job_path, out = Path(argv[0]), Path(argv[1])
-    job = json.loads(job_path.read_text(encoding="utf-8"))
-    _log_to(out / store.LOG)
-    started = time.perf_counter()
-    cell = Cell.from_json(job["cell"])
-    result: dict[str, Any] = {
-        "schema": store.SCHEMA,
-        "status": "running",
-        "cell": {
-            "hash": job["hash"],
-            "identity": job["identity"],
-            **cell.to_json(),
-        },
-    }
+    _die_with_parent()
+    threads = thread_settings.apply_in_worker()
+    channel = Channel()
+    emit({"event": "ready", "pid": os.getpid(), "threads": threads})
     try:
-        _run(cell, job, out, result)
-        result["status"] = "ok"
+        while (command := channel.runs.get()) is not None:
+            job = CellJob.from_json(command["job"])
+            status = run_cell(job, Path(command["out"]), str(command["device"]), channel, threads)
+            channel.forget(job.hash)
+            emit({"event": "done", "hash": job.hash, "status": status})
     except KeyboardInterrupt:
         return 130
-    except BaseException as exc:  # the cell failed: record why, let the suite go on
-        log.exception("cell failed")
-        result["status"] = "failed"
-        result["error"] = {
-            "type": type(exc).__name__,
-            "message": str(exc) or type(exc).__name__,
-            "traceback": traceback.format_exc(),
+    return 0
+
+
+def run_cell(
+    job: CellJob, out: Path, device_name: str, channel: Channel, threads: dict[str, Any]
+) -> str:
+    """Compute one cell into ``out``; returns its status. KeyboardInterrupt propagates (the
+    cell then records nothing)."""
+    memory.release_free_memory()
+    memory.reset_peak()
+    state = CellState(channel, job.hash)
+    cell = Cell.from_json(job.cell)
+    device = torch.device(device_name)
+    data: dict[str, Any] = {
+        "schema": record.SCHEMA,
+        "status": "failed",
+        "cell": {"hash": job.hash, "identity": job.identity, **cell.to_json()},
+        "threads": threads,
+        "memory": {"start_rss_mib": memory.current_rss_mib()},
+    }
+    outcome = Outcome()
+    started = time.perf_counter()
+    with _cell_output(out / record.LOG):
+        emit({"event": "cell_start", "hash": job.hash, "pid": os.getpid()})
+        try:
+            _run(cell, job, device, out, data, outcome, state)
+            data["status"] = "ok"
+        except KeyboardInterrupt:
+            raise
+        except CellStopped as stop:
+            log.info("cell ended %s: %s", stop.status, stop.reason)
+            _record_stop(data, outcome, stop.status, stop.reason, stop.requested_by)
+        except (MemoryError, torch.OutOfMemoryError) as exc:
+            log.exception("cell ran out of memory")
+            _record_stop(data, outcome, "oom", f"{type(exc).__name__}: {exc}", "allocator")
+        except BaseException as exc:  # the cell failed: record why, let the suite go on
+            log.exception("cell failed")
+            data["status"] = "failed"
+            data["error"] = {
+                "type": type(exc).__name__,
+                "message": str(exc) or type(exc).__name__,
+                "traceback": traceback.format_exc(),
+            }
+        data.setdefault("timing", {})["total_seconds"] = time.perf_counter() - started
+        if data["status"] != "ok":
+            data.setdefault("memory", {}).update(_memory(device, state))
+        data["recorded"] = record.now()
+        _fault("before-result")
+        write_record(out / record.RESULT, data)
+    return str(data["status"])
+
+
+def write_record(path: Path, data: dict[str, Any]) -> None:
+    """Validate and write the record; a record that does not validate is a bug in seqbench,
+    recorded as the cell's failure rather than lost."""
+    try:
+        result = record.ResultRecord.model_validate(data)
+    except ValueError as exc:
+        log.exception("the cell's record does not validate")
+        data = {
+            key: data[key] for key in ("schema", "cell", "threads", "recorded") if key in data
+        } | {
+            "status": "failed",
+            "error": {
+                "type": "RecordError",
+                "message": f"seqbench wrote an invalid record (a bug; please report): {exc}",
+                "traceback": traceback.format_exc(),
+            },
         }
-    result.setdefault("timing", {})["total_seconds"] = time.perf_counter() - started
-    _fault("before-result")
-    store.write_json(out / store.RESULT, result)
-    _emit({"event": "done", "status": result["status"]})
-    return 0 if result["status"] == "ok" else 1
+        result = record.ResultRecord.model_validate(data)
+    atomic.write_json(path, result.to_json())
 
 
-def _run(cell: Cell, job: dict[str, Any], out: Path, result: dict[str, Any]) -> None:
-    device = torch.device(job["device"])
+def _record_stop(
+    data: dict[str, Any], outcome: Outcome, status: str, reason: str, by: str | None
+) -> None:
+    """The record of a cell ended on purpose: the curve so far and why."""
+    if status not in record.STATUSES or status == "ok":
+        status = "failed"
+    data["status"] = status
+    last = outcome.curve[-1]["epoch"] if outcome.curve else None
+    if status == "failed":
+        data["error"] = {"type": "Stopped", "message": reason, "traceback": ""}
+    else:
+        data["stopped"] = {"reason": reason, "epoch": last, "requested_by": by}
+    data.update(
+        curve=outcome.curve,
+        best_epoch=outcome.best_epoch,
+        epochs_run=outcome.epochs_run,
+        stopped_early=outcome.stopped_early,
+    )
+    if outcome.best_epoch is not None and outcome.curve:
+        best = next(r for r in outcome.curve if r["epoch"] == outcome.best_epoch)
+        data["metrics"] = {"valid": best["valid"]}
+    data.setdefault("timing", {})["train_seconds"] = outcome.train_seconds
+
+
+def _run(
+    cell: Cell,
+    job: CellJob,
+    device: torch.device,
+    out: Path,
+    data: dict[str, Any],
+    outcome: Outcome,
+    state: CellState,
+) -> None:
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
-    result["environment"] = environment.describe(device)
-    log.info("cell %s on %s", job["hash"][:8], device)
+    data["environment"] = environment.describe(device)
+    log.info("cell %s on %s", job.hash[:8], device)
 
-    dataset = load_dataset(cell.dataset, cell.protocol, cache_dir=job.get("cache_dir"))
-    result["dataset"] = {
+    dataset = load_dataset(cell.dataset, cell.protocol, cache_dir=job.cache_dir)
+    data["dataset"] = {
         "name": dataset.name,
         "sha256": dataset.provenance["source"]["sha256"],
         "users": dataset.n_users,
@@ -97,7 +278,7 @@ def _run(cell: Cell, job: dict[str, Any], out: Path, result: dict[str, Any]) -> 
     params = spec.params.model_validate(cell.variant.params)
     extra: dict[str, Any] = {}
     if spec.needs_text(params, cell.variant.ablation):
-        extra["item_text"] = _item_text(cell, dataset, job, result)
+        extra["item_text"] = _item_text(cell, dataset, job, data)
     torch.manual_seed(cell.seed)
     model = spec.cls(
         params,
@@ -107,26 +288,27 @@ def _run(cell: Cell, job: dict[str, Any], out: Path, result: dict[str, Any]) -> 
         **extra,
     ).to(device)
     set_backend(model, cell.backend)  # type: ignore[arg-type]  # resolved by the runner
-    result["parameters"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    settings = Settings(
-        cell.train, cell.eval, eval_batch_size=int(job.get("eval_batch_size", 4096))
-    )
+    data["parameters"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    settings = Settings(cell.train, cell.eval, eval_batch_size=job.eval_batch_size)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    outcome = fit_and_evaluate(
+    fit_and_evaluate(
         model,
         dataset,
         settings,
         seed=cell.seed,
         device=device,
-        on_event=_on_event,
-        memory_probe=lambda: _phase_memory(device),
+        on_event=state.on_event,
+        memory_probe=lambda: _phase_memory(device, state),
+        outcome=outcome,
     )
-    _save_ranks(out / store.RANKS, dataset, outcome, cell.eval.ties)
-    result.update(_summary(outcome, settings, dataset.n_users, device))
+    _save_ranks(out / record.RANKS, dataset, outcome, cell.eval.ties)
+    summary = _summary(outcome, settings, device, state)
+    summary["memory"] = {**data.get("memory", {}), **summary["memory"]}
+    data.update(summary)
 
 
-def _item_text(cell: Cell, dataset: Any, job: dict[str, Any], result: dict[str, Any]) -> ItemText:
+def _item_text(cell: Cell, dataset: Any, job: CellJob, data: dict[str, Any]) -> ItemText:
     """The dataset's item-text embeddings (cached per text and encoder), recorded in the result
     with the encoder's name and weights hash; items without text are counted and warned about."""
     from seqbench.errors import ConfigError
@@ -149,23 +331,23 @@ def _item_text(cell: Cell, dataset: Any, job: dict[str, Any], result: dict[str, 
                 text = text.model_copy(update={"path": Path(dataset.provenance["source"]["file"])})
             texts = align_texts(read_item_text(text), tokens)
         embedded = embed_item_texts(
-            texts, str(cell.variant.params["text_encoder"]), cache_dir=job.get("cache_dir")
+            texts, str(cell.variant.params["text_encoder"]), cache_dir=job.cache_dir
         )
     missing = int(embedded.info.get("items_without_text", 0))
     if missing:
-        _emit(
+        emit(
             {
                 "event": "warning",
                 "message": f"{missing} of {dataset.n_items} items have no text; their text "
                 "embedding is zero (masked)",
             }
         )
-    result["text"] = embedded.info
+    data["text"] = embedded.info
     return ItemText.from_arrays(embedded.vectors, embedded.has_text)
 
 
 def _summary(
-    outcome: Outcome, settings: Settings, n_users: int, device: torch.device
+    outcome: Outcome, settings: Settings, device: torch.device, state: CellState
 ) -> dict[str, Any]:
     assert outcome.valid is not None and outcome.test is not None
     trained = [r["seconds"] for r in outcome.curve]
@@ -185,8 +367,8 @@ def _summary(
             "users_per_second": len(outcome.test.higher) / max(outcome.inference_seconds, 1e-9),
         },
         "memory": {
-            **_memory(device),
-            # per phase: the peak of that phase alone on GPU; on CPU the running peak RSS
+            **_memory(device, state),
+            # the peak of each phase alone (RSS: where the high-water mark can be reset)
             "train_rss_mib": outcome.train_peak.get("peak_rss_mib"),
             "eval_rss_mib": outcome.eval_peak.get("peak_rss_mib"),
             "train_device_mib": outcome.train_peak.get("peak_device_mib"),
@@ -206,103 +388,101 @@ def _save_ranks(path: Path, dataset: Any, outcome: Outcome, ties: str) -> None:
     valid_tied = np.full(users.shape, -1, dtype=np.int64)
     valid_rank[at] = ranks_from_counts(outcome.valid.higher, outcome.valid.tied, ties)
     valid_tied[at] = outcome.valid.tied
-    tmp = path.with_name(".ranks.tmp.npz")
-    np.savez_compressed(
-        tmp,
-        users=users.astype(np.int64),
-        history_len=dataset.history_lengths("test").astype(np.int64),
-        valid_rank=valid_rank,
-        test_rank=ranks_from_counts(outcome.test.higher, outcome.test.tied, ties),
-        valid_tied=valid_tied,
-        test_tied=outcome.test.tied.astype(np.int64),
-        ties=np.array(ties),
-    )
-    os.replace(tmp, path)
+    arrays = {
+        "users": users.astype(np.int64),
+        "history_len": dataset.history_lengths("test").astype(np.int64),
+        "valid_rank": valid_rank,
+        "test_rank": ranks_from_counts(outcome.test.higher, outcome.test.tied, ties),
+        "valid_tied": valid_tied,
+        "test_tied": outcome.test.tied.astype(np.int64),
+        "ties": np.array(ties),
+    }
+    atomic.write_with(path, lambda f: np.savez_compressed(f, **arrays))
 
 
-def _memory(device: torch.device) -> dict[str, float | None]:
-    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    scale = 1 / 1024 / 1024 if sys.platform == "darwin" else 1 / 1024  # macOS reports bytes
+def _memory(device: torch.device, state: CellState) -> dict[str, float | None]:
+    """The cell's peaks so far (RSS since the cell began; device over every phase)."""
     gpu = None
     if device.type == "cuda":
-        gpu = max([torch.cuda.max_memory_allocated(device) / 2**20, *_peaks])
-    return {"peak_rss_mib": rss_kib * scale, "peak_device_mib": gpu}
+        gpu = max([torch.cuda.max_memory_allocated(device) / 2**20, *state.device_peaks])
+    rss = max([memory.peak_rss_mib(), *state.rss_peaks])
+    return {"peak_rss_mib": rss, "peak_device_mib": gpu}
 
 
-def _phase_memory(device: torch.device) -> dict[str, float | None]:
-    """Peaks so far, then (on GPU) a reset so that the next phase's peak is its own."""
-    reading = _memory(device)
+def _phase_memory(device: torch.device, state: CellState) -> dict[str, float | None]:
+    """This phase's peaks, then a reset so that the next phase's peak is its own."""
+    rss = memory.peak_rss_mib()
+    reading: dict[str, float | None] = {"peak_rss_mib": rss}
+    state.rss_peaks.append(rss)
+    memory.reset_peak()
     if device.type == "cuda":
         reading["peak_device_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
-        _peaks.append(reading["peak_device_mib"])
+        state.device_peaks.append(reading["peak_device_mib"])
         torch.cuda.reset_peak_memory_stats(device)
     return reading
 
 
-_peaks: list[float] = []  # device peaks of the phases already reset
-_last_batch_event = 0.0
-
-
-def _on_event(event: dict[str, Any]) -> None:
-    global _last_batch_event
-    if event["event"] == "batch":  # throttled: the runner's bar needs no more
-        now = time.monotonic()
-        if now - _last_batch_event < 0.2 and event["batch"] != event["batches"]:
-            return
-        _last_batch_event = now
-    if event["event"] == "epoch":
-        log.info(
-            "epoch %d: loss %.4f, valid %s (%.1f s)",
-            event["epoch"],
-            event["loss"],
-            ", ".join(f"{k} {v:.4f}" for k, v in event["valid"].items()),
-            event["seconds"],
-        )
-        _fault(f"epoch={event['epoch']}")
-    _emit(event)
-
-
-def _emit(event: dict[str, Any]) -> None:
+def emit(event: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(event) + "\n")
     sys.stdout.flush()
 
 
+@contextlib.contextmanager
+def _cell_output(path: Path) -> Iterator[None]:
+    """Send the cell's log records and this process's stderr (fd 2, so C libraries' output
+    too) to the cell's log for the duration of the cell."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("seqbench")
+    root.setLevel(logging.INFO)
+    root.addHandler(handler)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(fd, 2)
+    os.close(fd)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        root.removeHandler(handler)
+        handler.close()
+
+
 def _fault(point: str) -> None:
     spec = os.environ.get("SEQBENCH_FAULT", "")
-    if not spec.startswith("kill-runner@"):
+    for who in ("kill-runner@", "kill-worker@"):
+        if spec.startswith(who):
+            break
+    else:
         return
-    where, _, marker = spec.removeprefix("kill-runner@").partition(":")
+    where, _, marker = spec.removeprefix(who).partition(":")
     if where != point:
         return
     if marker:
         if Path(marker).exists():
             return
         Path(marker).touch()
-    os.kill(os.getppid(), signal.SIGKILL)
+    if who == "kill-runner@":
+        os.kill(os.getppid(), signal.SIGKILL)
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _die_with_runner() -> None:
-    """Linux: SIGKILL this worker when the runner dies, so no orphan keeps computing a cell
-    whose lock is gone. Set here, after exec, rather than in a fork hook of the (threaded) runner.
-    """
-    runner = os.environ.get("SEQBENCH_RUNNER_PID")
-    if runner is None or not sys.platform.startswith("linux"):
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this worker when the process that started it dies, so no orphan keeps
+    computing a cell whose claim is gone. Set here, after exec, rather than in a fork hook of
+    the (threaded) spawner."""
+    parent = os.environ.get("SEQBENCH_RUNNER_PID")
+    if parent is None or not sys.platform.startswith("linux"):
         return
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    if os.getppid() != int(runner):  # the runner died before the line above
+    if os.getppid() != int(parent):  # the parent died before the line above
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _log_to(path: Path) -> None:
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("seqbench")
-    root.setLevel(logging.INFO)
-    root.addHandler(handler)
 
 
 if __name__ == "__main__":

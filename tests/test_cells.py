@@ -107,7 +107,7 @@ VARIANT_NEUTRAL = {
     "role": "proposed",
     "order": (4, 5, 6),
 }
-CELL_CHANGING = {"seed": 2, "backend": "other-backend", "precision": "bf16"}
+CELL_CHANGING = {"seed": 2, "backend": "other-backend", "precision": "bf16", "device": "cuda"}
 CELL_NEUTRAL = {
     "suite": "another-suite",
     # the dataset's name, path, format and options reach the hash only through its source
@@ -354,6 +354,17 @@ def test_registry_data_is_hashed_only_once_downloaded(cache_dir: Path) -> None:
     assert got is not None and got["sha256"] == digest and got["format"] == "amazon"
     file.write_bytes(content + b"tampered")  # would have to be downloaded again
     assert source_fingerprint(spec, download=False) is None
+
+
+def test_the_device_type_joins_the_identity_but_cpu_cells_keep_their_hashes() -> None:
+    """Dropout masks and shuffles come from different random streams on CPU and CUDA, so the
+    same settings on the two are two cells; CPU cells hashed before the device joined the
+    identity keep their hash."""
+    cell = base_cell()
+    assert cell.device == "cpu" and "device" not in cell.identity(SOURCE)
+    gpu = changed(cell, "", device="cuda")
+    assert gpu.identity(SOURCE)["device"] == "cuda"
+    assert gpu.hash(SOURCE) != cell.hash(SOURCE)
 
 
 def test_the_default_objective_keeps_hashes_from_before_it_existed() -> None:

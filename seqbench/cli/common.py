@@ -68,3 +68,36 @@ def parse_key_values(pairs: list[str] | None, option: str) -> dict[str, str]:
             raise ConfigError(f"{option} {pair!r}: expected KEY=VALUE")
         result[key.strip()] = value
     return result
+
+
+def parse_duration(text: str, option: str) -> float:
+    """``"90"``, ``"90s"``, ``"10m"``, ``"2h"`` → seconds (> 0)."""
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    value = text.strip().lower()
+    scale = units.get(value[-1:])
+    number = value[:-1] if scale is not None else value
+    try:
+        seconds = float(number) * (scale or 1.0)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise ConfigError(
+            f"{option} {text!r}: expected a positive duration such as 90, 90s, 10m, 2h"
+        )
+    return seconds
+
+
+def parse_retry(text: str | None) -> tuple[str, ...]:
+    """``--retry oom,timeout`` → the outcomes to run again (failed cells always are)."""
+    from seqbench.record import OUTCOMES
+
+    if not text:
+        return ()
+    chosen = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    unknown = [s for s in chosen if s not in OUTCOMES]
+    if unknown:
+        raise ConfigError(
+            f"--retry {text!r}: {', '.join(map(repr, unknown))} is not an outcome; expected a "
+            f"comma-separated list of {', '.join(OUTCOMES)} (failed cells are always retried)"
+        )
+    return chosen

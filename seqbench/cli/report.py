@@ -9,8 +9,6 @@ atomically. docs/report.md explains the marks, the reference rule and the JSON s
 
 from __future__ import annotations
 
-import os
-import uuid
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +16,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from seqbench import atomic
 from seqbench.cli.common import err, out, reports_errors
 from seqbench.errors import SeqbenchError
 
@@ -244,13 +243,7 @@ def write_atomic(path: Path, text: str) -> Path:
     """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            with tmp.open("w", encoding="utf-8", newline="") as f:
-                f.write(text)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        atomic.write_text(path, text)
     except OSError as exc:
         raise SeqbenchError(
             f"cannot write {exc.filename or path} ({exc.strerror}); pass a writable --out OUTDIR"

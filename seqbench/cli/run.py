@@ -16,34 +16,37 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from seqbench.cli.common import err, out, reports_errors
+from seqbench.cli.common import err, out, parse_duration, parse_retry, reports_errors
 from seqbench.progress import RichBars
 
 DEFAULT_RESULTS = Path("results")
 
 
 class QuietDisplay:
-    """One line per finished cell: for CI and log files."""
+    """One line per finished cell: for CI and log files (an executor reporter)."""
 
     def cells(self, total: int) -> None:
         pass
 
-    def cell_started(self, planned: Any) -> None:
+    def started(self, handle: Any) -> None:
         pass
 
-    def event(self, planned: Any, event: dict[str, Any]) -> None:
+    def event(self, handle: Any, event: dict[str, Any]) -> None:
         if event.get("event") == "warning":  # shown even when quiet: it concerns the numbers
-            self.message(f"warning ({planned.title}): {event.get('message', '')}")
+            self.message(f"warning ({handle.job.title}): {event.get('message', '')}")
 
-    def cell_finished(self, planned: Any, result: dict[str, Any], path: Path) -> None:
-        out.print(escape(_finished_line(planned, result, path)), highlight=False)
+    def finished(self, handle: Any, outcome: Any) -> None:
+        line = _finished_line(outcome)
+        if line:
+            out.print(escape(line), highlight=False)
 
     def message(self, text: str) -> None:
         err.print(escape(text), highlight=False)
 
 
 class RichDisplay(QuietDisplay):
-    """Bars for cells, epochs and batches, on stderr."""
+    """A bar for the suite and one line per running cell (epochs, batches, validation), on
+    stderr."""
 
     def __init__(self) -> None:
         self.progress = Progress(
@@ -56,8 +59,8 @@ class RichDisplay(QuietDisplay):
             transient=True,
         )
         self._cells: TaskID | None = None
-        self._epochs: TaskID | None = None
-        self._batches: TaskID | None = None
+        self._running: dict[str, TaskID] = {}
+        self._validation: dict[str, str] = {}
 
     def __enter__(self) -> RichDisplay:
         self.progress.start()
@@ -69,49 +72,76 @@ class RichDisplay(QuietDisplay):
     def cells(self, total: int) -> None:
         self._cells = self.progress.add_task("cells", total=total, info="")
 
-    def cell_started(self, planned: Any) -> None:
-        epochs = planned.cell.train.epochs
-        self._epochs = self.progress.add_task(f"  {escape(planned.title)}", total=epochs, info="")
-        self._batches = self.progress.add_task("    batches", total=None, info="")
+    def started(self, handle: Any) -> None:
+        job = handle.job
+        epochs = job.cell.get("train", {}).get("epochs")
+        self._running[job.hash] = self.progress.add_task(
+            f"  {escape(job.title)}", total=epochs, info=escape(_short_where(handle.where))
+        )
 
-    def event(self, planned: Any, event: dict[str, Any]) -> None:
+    def event(self, handle: Any, event: dict[str, Any]) -> None:
         kind = event.get("event")
+        task = self._running.get(handle.job.hash)
         if kind == "warning":
-            super().event(planned, event)
-        elif kind == "epoch_start" and self._batches is not None:
-            self.progress.reset(self._batches, total=event.get("batches"))
-        elif kind == "batch" and self._batches is not None:
-            self.progress.update(self._batches, completed=event.get("batch", 0))
-        elif kind == "epoch" and self._epochs is not None:
-            metric = planned.cell.train.valid_metric
+            super().event(handle, event)
+        if task is None:
+            return
+        where = _short_where(handle.where)
+        seen = self._validation.get(handle.job.hash, "")
+        if kind == "batch":
+            info = f"batch {event.get('batch', 0)}/{event.get('batches', '?')} {seen} {where}"
+            self.progress.update(task, info=escape(info))
+        elif kind == "epoch":
+            metric = handle.job.cell.get("train", {}).get("valid_metric", "")
             value = event.get("valid", {}).get(metric)
-            best = event.get("best_epoch")
-            info = f"valid {metric} {value:.4f} (best epoch {best})" if value is not None else ""
-            self.progress.update(self._epochs, completed=event["epoch"] + 1, info=info)
+            if value is not None:
+                seen = f"valid {metric} {value:.4f} (best epoch {event.get('best_epoch')})"
+                self._validation[handle.job.hash] = seen
+            self.progress.update(task, completed=event["epoch"] + 1, info=escape(f"{seen} {where}"))
 
-    def cell_finished(self, planned: Any, result: dict[str, Any], path: Path) -> None:
-        for task in (self._epochs, self._batches):
-            if task is not None:
-                self.progress.remove_task(task)
-        self._epochs = self._batches = None
-        if self._cells is not None:
+    def finished(self, handle: Any, outcome: Any) -> None:
+        task = self._running.pop(handle.job.hash, None)
+        self._validation.pop(handle.job.hash, None)
+        if task is not None:
+            self.progress.remove_task(task)
+        if self._cells is not None and outcome.published:
             self.progress.advance(self._cells)
-        self.progress.console.print(escape(_finished_line(planned, result, path)), highlight=False)
+        line = _finished_line(outcome)
+        if line:
+            self.progress.console.print(escape(line), highlight=False)
 
     def message(self, text: str) -> None:
         self.progress.console.print(escape(text), highlight=False)
 
 
-def _finished_line(planned: Any, result: dict[str, Any], path: Path) -> str:
-    if result.get("status") != "ok":
+def _short_where(where: str) -> str:
+    return f"[{where.split(' (')[0]}]" if where else ""
+
+
+def _finished_line(outcome: Any) -> str:
+    title = outcome.job.title
+    result = outcome.result or {}
+    status = result.get("status") if outcome.published else outcome.status
+    path = outcome.path
+    if status == "ok":
+        metrics = result.get("metrics", {}).get("test") or {}
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if v is not None)
+        seconds = result.get("timing", {}).get("total_seconds") or 0.0
+        epochs = result.get("epochs_run", 0)
+        return f"ok {title}: test {shown} ({epochs} epochs, {seconds:.1f} s)"
+    if status == "failed":
         message = result.get("error", {}).get("message", "unknown error")
-        return f"FAILED {planned.title}: {message} (log: {path / 'cell.log'})"
-    metrics = result.get("metrics", {}).get("test", {})
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-    seconds = result.get("timing", {}).get("total_seconds") or 0.0
-    return (
-        f"ok {planned.title}: test {shown} ({result.get('epochs_run', 0)} epochs, {seconds:.1f} s)"
-    )
+        return f"FAILED {title}: {message} (log: {path / 'cell.log' if path else '?'})"
+    if status in ("oom", "timeout", "pruned"):
+        stopped = result.get("stopped", {})
+        epoch = stopped.get("epoch")
+        at = f" after epoch {epoch}" if epoch is not None else ""
+        return f"{status.upper()} {title}{at}: {stopped.get('reason', '')}"
+    if status == "lost":
+        return f"LOST {title}: {outcome.message} (not published)"
+    if status == "crashed":
+        return f"CRASHED {title}: {outcome.message} (will be retried)"
+    return ""
 
 
 @reports_errors
@@ -129,7 +159,39 @@ def run(
             "repeat for alternatives.",
         ),
     ] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "auto",
+    device: Annotated[
+        str,
+        typer.Option(
+            help="cpu, cuda, cuda:N, auto, or a list (cuda:0,cuda:1): workers are placed on it "
+            "in turn."
+        ),
+    ] = "auto",
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs", "-j", min=1, help="Cells at once: N worker processes sharing the cores."
+        ),
+    ] = 1,
+    threads: Annotated[
+        int | None,
+        typer.Option(min=1, help="CPU threads per worker (default: the cores divided by --jobs)."),
+    ] = None,
+    retry: Annotated[
+        str | None,
+        typer.Option(
+            metavar="OUTCOMES",
+            help="Also rerun cells that ended with these outcomes (oom, timeout, pruned); failed "
+            "cells are always rerun.",
+        ),
+    ] = None,
+    lease: Annotated[
+        str,
+        typer.Option(
+            help="How long a silent holder keeps a cell before another process takes it over "
+            "(e.g. 90s, 10m); holders heartbeat well inside it. Dead processes on this host lose "
+            "their cells at once.",
+        ),
+    ] = "5m",
     backend: Annotated[
         str,
         typer.Option(
@@ -170,6 +232,10 @@ def run(
         only=tuple(only or ()),
         cache_dir=cache_dir,
         mirror=mirror,
+        jobs=jobs,
+        threads=threads,
+        retry=parse_retry(retry),
+        lease_seconds=parse_duration(lease, "--lease"),
     )
     if dry_run:
         cells = runner.with_backends(cells, options)

@@ -32,6 +32,7 @@ import numpy as np
 from filelock import FileLock
 from platformdirs import user_cache_dir
 
+from seqbench import atomic
 from seqbench.data.protocol import Processed, Split
 from seqbench.errors import ConfigError
 
@@ -157,8 +158,10 @@ class ProcessedCache:
                 "k_core_passes": processed.k_core_passes,
             }
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+            atomic.fsync_tree(tmp)  # complete on disk before it becomes visible
             shutil.rmtree(final, ignore_errors=True)  # a refresh replaces the old entry
             os.rename(tmp, final)
+            atomic.fsync_folder(self.dir)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return final
@@ -205,6 +208,5 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    """Small JSON bookkeeping files (memo, trust records), through the one atomic writer."""
+    atomic.write_json(path, data, sort_keys=True)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import os
-import uuid
 import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 from filelock import FileLock
 
+from seqbench import atomic
 from seqbench.data.cache import file_sha256, read_json, write_json_atomic
 from seqbench.data.registry import DatasetEntry, RemoteFile
 from seqbench.errors import ConfigError, DownloadError
@@ -136,7 +136,5 @@ def _extract(archive: Path, member: str, folder: Path) -> Path:
     except zipfile.BadZipFile as exc:
         raise DownloadError(f"{archive}: not a readable zip archive ({exc})") from None
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}")
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
+    atomic.write_bytes(target, data)
     return target

@@ -20,13 +20,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from seqbench import metrics
+from seqbench import metrics, record
 from seqbench.errors import SeqbenchError
 
-SCHEMA = 1
-RESULT = "result.json"
-RANKS = "ranks.npz"
-SKIPPED_DIRS = frozenset({".tmp", ".locks"})  # cells being written, lock files
+RESULT, RANKS = record.RESULT, record.RANKS
+# cells being written, lock files, leases, attempts (hidden folders are skipped anyway)
+SKIPPED_DIRS = frozenset({".tmp", ".locks", ".leases", ".attempts"})
 SPLITS = ("valid", "test")
 Split = Literal["valid", "test"]
 MetricSource = Literal["result.json", "ranks.npz"]
@@ -84,6 +83,7 @@ class CellResult:
     hash: str
     date: dt.datetime | None  # environment.date (or the crash record's time)
     data: dict[str, Any] = field(repr=False)  # the whole file: timing, memory, environment, …
+    parsed: record.ResultRecord | None = field(default=None, repr=False)  # the typed record
     _ranks: dict[str, np.ndarray] | None = field(default=None, repr=False)
 
     @property
@@ -92,7 +92,11 @@ class CellResult:
 
     @property
     def error(self) -> str:
-        """``Type: message`` of a failed cell ('' for an ok one)."""
+        """``Type: message`` of a failed cell, ``status: reason`` of one ended by a cap or a
+        pruner ('' for an ok one)."""
+        stopped = self.data.get("stopped")
+        if self.status in record.OUTCOMES and isinstance(stopped, dict):
+            return f"{self.status}: {stopped.get('reason') or ''}".rstrip(": ")
         error = self.data.get("error")
         if not isinstance(error, dict):
             return "" if self.status == "ok" else "(no error recorded)"
@@ -243,7 +247,8 @@ def find_result_files(root: Path) -> Iterator[Path]:
 
 
 def read_result_file(path: Path) -> CellResult:
-    """One result.json, checked against schema 1 (raises :class:`ResultFileError`)."""
+    """One result.json, parsed as a :class:`seqbench.record.ResultRecord` (schema 1 upgraded;
+    raises :class:`ResultFileError`)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -252,49 +257,33 @@ def read_result_file(path: Path) -> CellResult:
         data = json.loads(text)
     except ValueError as exc:
         raise ResultFileError(path, f"is not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise ResultFileError(path, f"holds a JSON {type(data).__name__}", "an object")
-    schema = data.get("schema")
-    if schema != SCHEMA:
-        hint = " (written by a newer seqbench? upgrade to read it)" if _is_int(schema) else ""
-        raise ResultFileError(path, f"schema {schema!r}{hint}", f"schema {SCHEMA}")
-    status = data.get("status")
-    if status not in ("ok", "failed"):
-        raise ResultFileError(path, f"status {status!r}", '"ok" or "failed"')
-    cell = _require(path, data, "cell", dict)
-    variant = _require(path, cell, "variant", dict, "cell.")
-    dataset = _require(path, cell, "dataset", dict, "cell.")
-    if status == "ok":
-        recorded = _require(path, data, "metrics", dict)
-        for split in SPLITS:
-            _require(path, recorded, split, dict, "metrics.")
-    order = variant.get("order") or ()
-    if not isinstance(order, (list, tuple)) or not all(_is_int(i) for i in order):
-        raise ResultFileError(path, f"cell.variant.order is {order!r}", "a list of integers")
+    try:
+        parsed = record.parse(data)
+    except record.RecordError as exc:
+        raise ResultFileError(path, str(exc)) from None
+    cell = parsed.cell
+    variant = cell.variant
     info = VariantInfo(
-        label=_require(path, variant, "label", str, "cell.variant."),
-        model=_require(path, variant, "model", str, "cell.variant."),
-        ablation=_require(path, variant, "ablation", str, "cell.variant."),
-        sweep=_optional_dict(path, variant, "sweep"),
-        params=_optional_dict(path, variant, "params"),
-        role=str(variant.get("role") or "baseline"),
-        order=tuple(int(i) for i in order),
+        label=variant.label,
+        model=variant.model,
+        ablation=variant.ablation,
+        sweep=dict(variant.sweep),
+        params=dict(variant.params),
+        role=variant.role,
+        order=tuple(variant.order),
     )
-    seed = cell.get("seed")
-    if not _is_int(seed):
-        raise ResultFileError(path, f"cell.seed is {seed!r}", "an integer")
-    environment = data.get("environment")
-    when = environment.get("date") if isinstance(environment, dict) else None
+    when = parsed.environment.date if parsed.environment is not None else None
     return CellResult(
         path=path,
-        suite=str(cell.get("suite") or ""),
-        dataset=_require(path, dataset, "name", str, "cell.dataset."),
+        suite=cell.suite,
+        dataset=cell.dataset.name,
         variant=info,
-        seed=int(seed),
-        status=status,
-        hash=str(cell.get("hash") or ""),
-        date=_parse_date(when) or _parse_date(data.get("recorded")),
-        data=data,
+        seed=cell.seed,
+        status=parsed.status,
+        hash=cell.hash,
+        date=_parse_date(when) or _parse_date(parsed.recorded),
+        data=parsed.to_json(),
+        parsed=parsed,
     )
 
 
@@ -394,28 +383,6 @@ def _difference(variant: VariantInfo, others: list[VariantInfo]) -> str:
     keys = sorted({k for o in others for k, val in settings(o).items() if mine.get(k) != val})
     keys += sorted(k for k in mine if k not in keys and any(k not in settings(o) for o in others))
     return ", ".join(f"{k}={json.dumps(mine.get(k), default=str)}" for k in keys) or "?"
-
-
-def _require(path: Path, data: dict[str, Any], key: str, kind: type, prefix: str = "") -> Any:
-    value = data.get(key)
-    if not isinstance(value, kind) or (kind is str and not value):
-        expected = {dict: "an object", str: "a non-empty string"}.get(kind, kind.__name__)
-        problem = f"{prefix}{key} is missing" if key not in data else f"{prefix}{key} is {value!r}"
-        raise ResultFileError(path, problem, expected)
-    return value
-
-
-def _optional_dict(path: Path, data: dict[str, Any], key: str) -> dict[str, Any]:
-    value = data.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ResultFileError(path, f"cell.variant.{key} is {value!r}", "an object")
-    return value
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _parse_date(value: Any) -> dt.datetime | None:

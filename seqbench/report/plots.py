@@ -30,6 +30,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
+from seqbench import atomic
 from seqbench.report.compare import Paired, PerUser, find_variant, same_users
 from seqbench.report.load import CellResult, ResultFileError, Results, VariantInfo
 from seqbench.report.options import ReportOptions
@@ -397,7 +398,9 @@ def _save(figure: Figure, stem: Path) -> list[Path]:
     for fmt in FORMATS:
         path = stem.with_name(f"{stem.name}.{fmt}")
         metadata = {"CreationDate": None} if fmt == "pdf" else {"Software": None}
-        figure.savefig(path, format=fmt, dpi=150, metadata=metadata)
+        atomic.write_with(
+            path, lambda f, fmt=fmt, m=metadata: figure.savefig(f, format=fmt, dpi=150, metadata=m)
+        )
         paths.append(path)
     return paths
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import uuid
 import zipfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,6 +21,7 @@ from typing import Any
 import numpy as np
 from filelock import FileLock
 
+from seqbench import atomic
 from seqbench.data.cache import cache_root, ensure_writable_dir, fingerprint_key, write_json_atomic
 from seqbench.errors import ConfigError, DataFormatError
 from seqbench.text.encoders import EncodeProgress, TextEncoder, load_encoder
@@ -215,12 +214,7 @@ def _save(
     path: Path, key: str, vectors: np.ndarray, has_text: np.ndarray, info: dict[str, Any]
 ) -> None:
     """Write the arrays, then the record (the record's presence marks a complete entry)."""
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.npz")
-    try:
-        np.savez(tmp, vectors=vectors, has_text=has_text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic.write_with(path, lambda f: np.savez(f, vectors=vectors, has_text=has_text))
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     record = {**info, "key": key, "format_version": FORMAT_VERSION, "created": created}
     write_json_atomic(path.with_suffix(".json"), record)

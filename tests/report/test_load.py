@@ -43,10 +43,10 @@ def test_failed_cells_are_listed_not_aggregated(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda d: d.update(schema=2), "schema 2 (written by a newer seqbench?"),
-        (lambda d: d.update(status="running"), 'status \'running\'; expected "ok" or "failed"'),
+        (lambda d: d.update(schema=3), "schema 3 (written by a newer seqbench?"),
+        (lambda d: d.update(status="running"), "status is 'running'; expected 'ok', 'failed', "),
         (lambda d: d["cell"]["variant"].pop("label"), "cell.variant.label is missing"),
-        (lambda d: d["cell"].update(seed="1"), "cell.seed is '1'; expected an integer"),
+        (lambda d: d["cell"].update(seed="1"), "cell.seed is '1'; expected a valid integer"),
         (lambda d: d["metrics"].pop("test"), "metrics.test is missing; expected an object"),
         (lambda d: d["cell"]["variant"].update(order="first"), "cell.variant.order is 'first'"),
     ],
@@ -70,7 +70,7 @@ def test_an_invalid_file_is_skipped_with_a_warning(tmp_path: Path) -> None:
     results = load_results(tmp_path)
     assert [c.seed for c in results.cells] == [1]
     assert results.warnings == [f"skipped {path}: schema 7 (written by a newer seqbench? upgrade "
-                                "to read it); expected schema 1"]  # fmt: skip
+                                "to read it); expected schema 1 or 2"]  # fmt: skip
 
 
 def test_duplicate_seeds_keep_the_newest_by_date(tmp_path: Path) -> None:

@@ -1,0 +1,1 @@
+"""Where cells run: the executor seam (:mod:`seqbench.executors.base`) and its executors."""

@@ -1,0 +1,159 @@
+"""One try at one cell, the same steps for every executor: claim, heartbeat, compute, publish.
+
+This runs in the process that drives the worker (the ``seqbench run`` process for the local
+executor, a Ray task, a Slurm job), so that the claim's holder is alive exactly while the cell
+can still be published.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from seqbench import lease, record
+from seqbench.executors.base import CellHandle, CellJob, CellOutcome, Reporter
+from seqbench.executors.worker_process import WorkerExit, WorkerProcess
+from seqbench.store import CellBusy, PublishRefused, SuiteStore, read_result, should_run
+
+log = logging.getLogger(__name__)
+
+
+class WorkerHandle(CellHandle):
+    """A cell running on a :class:`WorkerProcess`."""
+
+    def __init__(self, job: CellJob, worker: WorkerProcess, where: str) -> None:
+        self.job = job
+        self.worker = worker
+        self.where = where
+
+    def stop(self, status: str, reason: str, requested_by: str | None = None) -> None:
+        self.worker.stop(self.job, status, reason, requested_by)
+
+
+def open_store(job: CellJob, executor: str) -> SuiteStore:
+    return SuiteStore(job.results, job.suite, lease_seconds=job.lease_seconds, executor=executor)
+
+
+def run_attempt(
+    job: CellJob,
+    worker: WorkerProcess,
+    reporter: Reporter,
+    *,
+    executor: str = "local",
+    store: SuiteStore | None = None,
+    where: str | None = None,
+    handle_factory: Callable[[CellJob, WorkerProcess, str], CellHandle] | None = None,
+    publish_crash: bool = True,
+) -> CellOutcome:
+    """Claim ``job``'s cell and compute it on ``worker``; ``busy`` if a live holder has it,
+    ``done`` if it is complete (or its outcome is not to be retried).
+
+    A worker that dies mid-cell is published as a ``failed`` record (WorkerCrash), unless
+    ``publish_crash`` is False: the try is then only noted (outcome ``crashed``, under the
+    cell's attempts) and the executor may try again."""
+    store = store or open_store(job, executor)
+    if not should_run(store.status(job.relative_path), job.retry):
+        return CellOutcome(job, "done")
+    try:
+        claim = store.claim(job.hash)
+    except CellBusy:
+        return CellOutcome(job, "busy")
+    outcome_status, message = "interrupted", None
+    try:
+        if not should_run(store.status(job.relative_path), job.retry):  # finished meanwhile
+            outcome_status = "done"
+            return CellOutcome(job, "done")
+        worker.start()
+        place = where or worker.where
+        store.note_worker(claim, place)
+        handle = (handle_factory or WorkerHandle)(job, worker, place)
+        store.heartbeat(
+            claim,
+            on_lost=lambda why: handle.stop("failed", f"lease lost: {why}", "lease"),
+        )
+        reporter.started(handle)
+        scratch = store.scratch(job.hash)
+        try:
+            ended = worker.run_cell(job, scratch, lambda event: reporter.event(handle, event))
+        except BaseException:
+            store.discard(scratch)
+            raise
+        if ended.interrupted:
+            store.discard(scratch)
+            outcome = CellOutcome(job, "interrupted", where=place)
+            reporter.finished(handle, outcome)
+            return outcome
+        result = _result_of(ended, scratch, job)
+        outcome_status = str(result.get("status"))
+        if ended.status is None:
+            outcome_status, message = "crashed", ended.crash_reason()
+            if not publish_crash and not ended.killed_after_stop:
+                store.discard(scratch)
+                outcome = CellOutcome(job, "crashed", where=place, message=message)
+                reporter.finished(handle, outcome)
+                return outcome
+        if claim.lost is not None:
+            store.discard(scratch)
+            outcome = CellOutcome(job, "lost", where=place, message=claim.lost)
+            outcome_status, message = "lost", claim.lost
+            reporter.finished(handle, outcome)
+            return outcome
+        try:
+            final = store.publish(
+                claim, scratch, job.relative_path, outcome_status, message, job.retry
+            )
+        except (lease.LeaseLost, PublishRefused) as exc:
+            outcome = CellOutcome(job, "lost", where=place, message=str(exc))
+            outcome_status, message = "lost", str(exc)
+            reporter.finished(handle, outcome)
+            return outcome
+        published = read_result(final / record.RESULT) or result
+        outcome = CellOutcome(job, str(published.get("status")), published, final, place)
+        reporter.finished(handle, outcome)
+        return outcome
+    finally:
+        store.release(claim, outcome_status, message)
+
+
+def _result_of(ended: WorkerExit, scratch: Path, job: CellJob) -> dict[str, Any]:
+    """The record the worker wrote; when it died without one, a record saying why (with the
+    status a stop asked for, if it was killed for not stopping in time)."""
+    result = read_result(scratch / record.RESULT)
+    if result is not None and ended.status is not None:
+        return result
+    from seqbench.atomic import write_json
+
+    stop = ended.stop if ended.killed_after_stop else None
+    data: dict[str, Any] = {
+        "schema": record.SCHEMA,
+        "cell": {"hash": job.hash, "identity": job.identity, **job.cell},
+        "timing": {"total_seconds": None},
+        "recorded": record.now(),
+    }
+    status = str(stop.get("status")) if stop else "failed"
+    if stop and status in record.OUTCOMES:
+        data.update(
+            status=status,
+            stopped={"reason": ended.crash_reason(), "requested_by": stop.get("requested_by")},
+        )
+    else:
+        data.update(
+            status="failed",
+            error={
+                "type": "WorkerCrash",
+                "message": ended.crash_reason(),
+                "traceback": _log_tail(scratch / record.LOG),
+            },
+        )
+    data = record.ResultRecord.model_validate(data).to_json()
+    write_json(scratch / record.RESULT, data)
+    return data
+
+
+def _log_tail(path: Path, limit: int = 4000) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")[-limit:]
+    except OSError:
+        return ""
