@@ -248,7 +248,8 @@ def source_fingerprint(
     table, adds ``text`` (:func:`text_fingerprint`), which only text-reading cells hash. A registry
     dataset not yet downloaded (or whose download no longer matches its checksum) is fetched
     only with ``download``; otherwise the result is None, so that ``seqbench validate`` and
-    ``run --dry-run`` never touch the network.
+    ``run --dry-run`` never touch the network. A data-folder file that was not found gives
+    None without ``download`` and an error naming the file with it.
     """
     from seqbench.data.cache import cache_root, ensure_writable_dir
     from seqbench.data.load import resolve_source
@@ -278,11 +279,14 @@ def text_fingerprint(text: Any, dataset_sha256: str) -> dict[str, Any]:
 
 
 def _downloaded(spec: DatasetSpec, root: Path) -> bool:
-    """Whether reading ``spec`` needs no download: a local path, generated data, or a
-    registry file already in the cache that matches its checksum."""
+    """Whether ``spec`` can be read without a download: a local path, generated data, or a
+    registry file already in the cache that matches its checksum (not: a missing data-folder
+    file)."""
     from seqbench.data.cache import read_json
     from seqbench.data.registry import DATASETS
 
+    if spec.missing:
+        return False  # a data-folder file not found: nothing to hash yet
     entry = DATASETS.get(spec.name)
     if spec.path is not None or entry is None or entry.remote is None:
         return True

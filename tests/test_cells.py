@@ -111,7 +111,9 @@ CELL_CHANGING = {"seed": 2, "backend": "other-backend", "precision": "bf16"}
 CELL_NEUTRAL = {
     "suite": "another-suite",
     # the dataset's name, path, format and options reach the hash only through its source
-    "dataset": DatasetSpec(name="b2", path=Path("/else/B.txt"), format="pairs", options={"a": 1}),
+    "dataset": DatasetSpec(
+        name="b2", path=Path("/else/B.txt"), file="B.txt", format="pairs", options={"a": 1}
+    ),
 }
 CELL_NESTED = {"protocol", "train", "eval", "variant"}
 VARIANT_DERIVED = {"uses_text"}  # decides whether the source's item text joins the identity
@@ -225,6 +227,7 @@ def test_json_round_trip_keeps_the_cell_and_its_hash() -> None:
     assert data["dataset"] == {
         "name": "beauty",
         "path": "/data/Beauty.txt",
+        "file": None,
         "format": "sequences",
         "options": {},
         "text": None,

@@ -42,10 +42,11 @@ from seqbench.suite.datasets import dataset_has_text
 from seqbench.suite.expand import format_point
 from seqbench.suite.load import load_suite
 from seqbench.suite.locator import KeyLocator, KeyPath
-from seqbench.suite.problems import Problem, SuiteError, render_path
+from seqbench.suite.problems import DataNeededError, Problem, SuiteError, render_path
 from seqbench.suite.resolved import DatasetPlan, ModelPlan, Suite
 
 __all__ = [
+    "DataNeededError",
     "DatasetPlan",
     "EvalSettings",
     "KeyLocator",

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from seqbench.data import folder
 from seqbench.data.load import SYNTHETIC, DatasetSpec
 from seqbench.data.protocol import Protocol
 from seqbench.data.readers import READERS
@@ -17,6 +18,7 @@ from seqbench.data.synthetic import SyntheticConfig
 from seqbench.errors import closest
 from seqbench.suite.context import Context
 from seqbench.suite.locator import KeyPath
+from seqbench.suite.problems import Problem, show
 from seqbench.suite.resolved import DatasetPlan
 from seqbench.suite.schemas import DatasetSection, expectations
 from seqbench.text.sources import TextSpec
@@ -53,9 +55,11 @@ def _dataset(
             f"one of {', '.join(formats)}",
             closest(fmt, formats),
         )
+    local = section.path is not None or section.file is not None
     path = None
-    if section.path is None:
-        if registered is None and "path" not in entry:
+    missing = None
+    if not local:
+        if registered is None and "path" not in entry and "file" not in entry:
             problems.add(
                 (*where, "name"),
                 f"unknown dataset {section.name!r}",
@@ -65,49 +69,100 @@ def _dataset(
             )
         fmt = fmt or (registered.format if registered else None)
     else:
-        path = Path(os.path.normpath(ctx.folder / Path(section.path).expanduser()))
-        if not path.exists():
-            problems.add(
-                (*where, "path"),
-                f"{section.path!r} does not exist (looked for {path})",
-                "an existing file or folder (a relative path starts at the suite file's folder)",
-            )
+        if section.path is not None:
+            key = "path"
+            path = Path(os.path.normpath(ctx.folder / Path(section.path).expanduser()))
+            if not path.exists():
+                problems.add(
+                    (*where, "path"),
+                    f"{section.path!r} does not exist (looked for {path})",
+                    "an existing file or folder (a relative path starts at the suite "
+                    "file's folder)",
+                )
+        else:
+            key = "file"
+            path, missing = _data_folder_file(ctx, section, where)
         fmt = fmt or (registered.format if registered else None)
         if fmt is None:
             problems.add(
                 (*where, "format"),
                 "missing",
-                f"the format of the file at path (one of {', '.join(sorted(READERS))})",
+                f"the format of {'the file at path' if key == 'path' else 'the file'} "
+                f"(one of {', '.join(sorted(READERS))})",
             )
         elif fmt == SYNTHETIC:
             problems.add(
-                (*where, "path"),
+                (*where, key),
                 "the synthetic dataset is generated and reads no file",
-                "no path (or a reader format)",
+                f"no {key} (or a reader format)",
             )
-    _check_options(ctx, section, fmt, path, registered, where)
+    _check_file_keys(ctx, section, where)
+    _check_options(ctx, section, fmt, local, registered, where)
     overrides = ctx.protocol_overrides(section.protocol, protocol, (*where, "protocol"))
     text = None
     if section.text is not None:
-        text = _text(ctx, section.text, fmt, path, registered, (*where, "text"))
+        text = _text(ctx, section.text, fmt, local, registered, (*where, "text"))
     if len(problems) > ok:
         return None
     spec = DatasetSpec(
         name=section.name,
         path=path,
+        file=section.file,
         format=section.format,
         options=section.options,
         text=text,
     )
     resolved = Protocol.model_validate({**protocol, **overrides})
-    return i, DatasetPlan(spec=spec, protocol=resolved, overrides=overrides)
+    return i, DatasetPlan(spec=spec, protocol=resolved, overrides=overrides, missing=missing)
+
+
+def _data_folder_file(
+    ctx: Context, section: DatasetSection, where: KeyPath
+) -> tuple[Path | None, str | None]:
+    """(where ``file`` is in the data folder, None) or (None, what to do while it is missing).
+
+    A missing file is no problem of the suite: it validates, and says what is still needed;
+    ``load_suite(..., require_data=True)`` (``seqbench run``) stops on it.
+    """
+    assert section.file is not None
+    bad = folder.file_problem(section.file)
+    if bad is not None:
+        ctx.problems.add((*where, "file"), f"got {show(section.file)}", bad)
+        return None, None
+    found = folder.find(ctx.data_dir, section.name, section.file)
+    if found is not None:
+        return found, None
+    at: KeyPath = (*where, "file")
+    expected = folder.where_to_put(section.name, section.file)
+    if section.fetch:
+        expected += f"; get it from: {section.fetch}"
+    problem = folder.not_found(ctx.data_dir, section.name, section.file)
+    line = ctx.problems.locator.line(at)
+    return None, Problem(at, problem, expected, None, line).render(ctx.file)
+
+
+def _check_file_keys(ctx: Context, section: DatasetSection, where: KeyPath) -> None:
+    """``path`` and ``file`` exclude each other; ``fetch`` belongs to ``file``."""
+    if section.path is not None and section.file is not None:
+        ctx.problems.add(
+            (*where, "file"),
+            "both path and file are set",
+            "one of them: path = a file relative to the suite file, or file = a file in the "
+            "data folder",
+        )
+    if section.fetch is not None and section.file is None:
+        ctx.problems.add(
+            (*where, "fetch"),
+            "fetch says where to get the data-folder file, and this entry has no file",
+            'file = "…" (or no fetch)',
+        )
 
 
 def _check_options(
     ctx: Context,
     section: DatasetSection,
     fmt: str | None,
-    path: Path | None,
+    local: bool,
     registered: Any,
     where: KeyPath,
 ) -> None:
@@ -117,7 +172,7 @@ def _check_options(
         defaults: dict[str, Any] = {}
     elif fmt in READERS:
         schema = READERS[fmt].Options
-        same = registered is not None and path is None and fmt == registered.format
+        same = registered is not None and not local and fmt == registered.format
         defaults = dict(registered.options) if same and registered else {}
     else:
         schema, defaults = None, {}
@@ -132,7 +187,7 @@ def _text(
     ctx: Context,
     values: dict[str, Any],
     fmt: str | None,
-    path: Path | None,
+    local: bool,
     registered: Any,
     where: KeyPath,
 ) -> TextSpec | None:
@@ -165,7 +220,7 @@ def _text(
     )
     if own_archive:
         remote = getattr(registered, "remote", None)
-        if path is not None or remote is None or not remote.url.endswith(".zip"):
+        if local or remote is None or not remote.url.endswith(".zip"):
             problems.add(
                 (*where, "member"),
                 "a member without a path is read from the dataset's own download, and this "

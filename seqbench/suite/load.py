@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from seqbench.data import folder
 from seqbench.data.protocol import Protocol
 from seqbench.errors import ConfigError, closest
 from seqbench.suite.context import Context
@@ -22,8 +23,13 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 
-def load_suite(path: Path | str) -> Suite:
-    """Read and validate a suite file; one :class:`SuiteError` lists every problem."""
+def load_suite(path: Path | str, *, data_dir: Path | str | None = None) -> Suite:
+    """Read and validate a suite file; one :class:`SuiteError` lists every problem.
+
+    ``file =`` datasets are looked up in ``data_dir`` (default ``$SEQBENCH_DATA_DIR``). One
+    that is not there leaves the suite valid: :meth:`Suite.missing_data` says what to get and
+    :meth:`Suite.require_data` stops before a run that needs it.
+    """
     file = Path(path)
     shown = str(path)
     try:
@@ -45,6 +51,7 @@ def load_suite(path: Path | str) -> Suite:
         folder=file.absolute().parent,
         data=data,
         problems=Problems(KeyLocator(text)),
+        data_dir=folder.data_dir(data_dir),
     )
     return build_suite(ctx, file.absolute())
 

@@ -47,6 +47,10 @@ class SuiteError(ConfigError):
         super().__init__("\n".join(p.render(file) for p in problems))
 
 
+class DataNeededError(ConfigError):
+    """A valid suite whose data-folder files are not all there (one line per missing file)."""
+
+
 def render_path(path: KeyPath) -> str:
     """``("models", 0, "params", "n")`` → ``models[0].params.n`` (odd names quoted)."""
     text = ""

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr
 from seqbench.cells import Cell, EvalSettings, Role, TrainSettings, Variant
 from seqbench.data.load import DatasetSpec
 from seqbench.data.protocol import Protocol
+from seqbench.suite.problems import DataNeededError
 
 SweepTarget = Literal["params", "protocol", "train"]
 
@@ -22,6 +23,7 @@ class DatasetPlan(BaseModel):
     spec: DatasetSpec
     protocol: Protocol  # suite + dataset overrides (sweeps may change it per cell)
     overrides: dict[str, Any]  # the dataset's own protocol overrides
+    missing: str | None = None  # a data-folder file not found: what to get and where to put it
 
 
 class ModelPlan(BaseModel):
@@ -66,6 +68,23 @@ class Suite(BaseModel):
         for cell in self._cells:
             seen.setdefault(cell.variant.label, cell.variant)
         return list(seen.values())
+
+    def missing_data(self, cells: list[Cell] | None = None) -> list[str]:
+        """One message per data-folder file that was not found (empty: all data is here);
+        with ``cells``, only for the datasets they use."""
+        used = None if cells is None else {cell.dataset.name for cell in cells}
+        return [
+            plan.missing
+            for plan in self.datasets
+            if plan.missing is not None and (used is None or plan.spec.name in used)
+        ]
+
+    def require_data(self, cells: list[Cell] | None = None) -> None:
+        """Stop (:class:`DataNeededError`, naming each file, where to get it and where to put
+        it) unless every data-folder file of ``cells`` (default: all) was found."""
+        missing = self.missing_data(cells)
+        if missing:
+            raise DataNeededError("\n".join(missing))
 
     def describe(self) -> dict[str, Any]:
         """The resolved suite as JSON-able data (``seqbench validate --json``)."""

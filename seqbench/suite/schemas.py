@@ -61,7 +61,9 @@ class DatasetSection(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    path: str | None = None
+    path: str | None = None  # relative to the suite file
+    file: str | None = None  # in the data folder (seqbench.data.folder)
+    fetch: str | None = None  # where to get ``file`` (shown while it is missing)
     format: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     protocol: dict[str, Any] = Field(default_factory=dict)
@@ -106,6 +108,8 @@ FIELD_EXPECTED: dict[KeyPath, str] = {
     ("suite", "seeds"): "a non-empty list of unique integers ≥ 0, e.g. [2020, 2021]",
     ("eval", "metrics"): 'a non-empty list of metrics NAME@K, e.g. ["hr@10", "ndcg@10"]',
     ("datasets", "name"): "a registered dataset name, or a label for a local path",
+    ("datasets", "file"): 'a file name in the data folder, e.g. "Beauty.txt"',
+    ("datasets", "fetch"): "a text saying where to get the file, e.g. a URL",
     ("datasets", "options"): "a table of reader (or generator) options",
     ("datasets", "protocol"): "a table of protocol overrides, e.g. { max_len = 20 }",
     (
