@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from seqbench import store
-from seqbench.cells import Cell, source_fingerprint
+from seqbench.cells import Cell, check_precision, source_fingerprint
 from seqbench.data.load import load_dataset
 from seqbench.errors import ConfigError
 from seqbench.progress import BarFactory
@@ -144,6 +144,8 @@ def with_backends(cells: list[Cell], options: RunOptions) -> list[Cell]:
     from seqbench.models.registry import get_model
 
     device = resolve_device(options.device)
+    for cell in cells:  # [train] precision the device cannot run: refused before any work
+        check_precision(cell, device)
     return [
         cell.model_copy(
             update={

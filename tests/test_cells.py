@@ -82,6 +82,7 @@ TRAIN_ALTERNATIVES = {
     "objective": "all_positions",
     "loss": "bpr",
     "negatives": 5,  # model_copy skips validation: alone, with loss "ce", it would be refused
+    "precision": "bf16",  # hashed at the identity's top level (tests/core/test_precision.py)
 }
 EVAL_ALTERNATIVES = {"metrics": ["hr@5"], "ties": "expected", "mask_history": True}
 PARAM_ALTERNATIVES = {
@@ -107,7 +108,7 @@ VARIANT_NEUTRAL = {
     "role": "proposed",
     "order": (4, 5, 6),
 }
-CELL_CHANGING = {"seed": 2, "backend": "other-backend", "precision": "bf16"}
+CELL_CHANGING = {"seed": 2, "backend": "other-backend"}  # precision: a train key now
 CELL_NEUTRAL = {
     "suite": "another-suite",
     # the dataset's name, path, format and options reach the hash only through its source
