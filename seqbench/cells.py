@@ -22,6 +22,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from seqbench.data.load import DatasetSpec
 from seqbench.data.protocol import Protocol
+from seqbench.errors import ConfigError
 from seqbench.metrics import TiePolicy, parse_metric
 
 #: Bump whenever model, trainer or evaluator arithmetic changes the numbers of an unchanged
@@ -38,6 +39,9 @@ Role = Literal["baseline", "proposed"]
 Objective = Literal["last", "all_positions"]
 #: The training losses (seqbench.losses, which needs torch, keeps the same list).
 Loss = Literal["ce", "bce", "bpr"]
+#: Arithmetic of training and scoring (seqbench.precision): full float32, TF32 matmuls and
+#: convolutions, or bfloat16 autocast. Only fp32 runs on a CPU.
+Precision = Literal["fp32", "tf32", "bf16"]
 
 #: The keys of a dataset source fingerprint (see :func:`source_fingerprint`).
 SOURCE_KEYS = ("sha256", "format", "format_version", "options")
@@ -84,6 +88,12 @@ class TrainSettings(BaseModel):
         ge=1,
         description="uniform negatives per target for loss 'bce' or 'bpr' (the target "
         "excluded); unset: 1",
+    )
+    precision: Precision = Field(
+        "fp32",
+        description="'fp32': float32 throughout (TF32 off); 'tf32': TF32 matmuls and cuDNN "
+        "convolutions; 'bf16': bfloat16 autocast of the forward passes in training and "
+        "scoring, scores compared in float32 (CUDA only, as tf32)",
     )
 
     @field_validator("valid_metric")
@@ -150,18 +160,30 @@ class Cell(BaseModel):
     train: TrainSettings
     eval: EvalSettings
     backend: str = "torch"
-    precision: str = "fp32"
     #: The device type the cell runs on ("cpu" or "cuda"): random streams (dropout masks,
     #: shuffles on the device) differ between them, so a CPU and a GPU run are different cells.
     device: str = "cpu"
 
+    @property
+    def precision(self) -> Precision:
+        """``[train] precision``; the identity and the JSON keep it at the top level, where it
+        was before the train key set it (so fp32 cells keep their hashes)."""
+        return self.train.precision
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict that :meth:`from_json` turns back into an equal cell."""
-        return self.model_dump(mode="json")
+        return {**self.model_dump(mode="json"), "precision": self.precision}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Cell:
-        return cls.model_validate(dict(data))
+        values = dict(data)
+        precision = values.pop("precision", None)
+        cell = cls.model_validate(values)
+        if precision is not None and precision != cell.precision:
+            raise ValueError(
+                f"precision {precision!r} disagrees with train.precision {cell.precision!r}"
+            )
+        return cell
 
     def identity(self, source: Mapping[str, Any]) -> dict[str, Any]:
         """What can change this cell's numbers, given its dataset's source fingerprint.
@@ -183,7 +205,7 @@ class Cell(BaseModel):
             "eval": {**self.eval.model_dump(mode="json"), "metrics": sorted(self.eval.metrics)},
             "seed": self.seed,
             "backend": self.backend,
-            "precision": self.precision,
+            "precision": self.train.precision,
             "numerics_version": NUMERICS_VERSION,
             # CPU cells keep the hashes they had before the device joined the identity
             **({"device": self.device} if self.device != "cpu" else {}),
@@ -203,12 +225,36 @@ class Cell(BaseModel):
 def _train_identity(train: TrainSettings) -> dict[str, Any]:
     """The train settings; the default objective ("last"), loss ("ce") and negatives (unset)
     are left out, so that cells hashed before those keys existed keep their hash (and their
-    results)."""
-    values = train.model_dump(mode="json")
+    results). The precision is hashed at the identity's top level instead."""
+    values = train.model_dump(mode="json", exclude={"precision"})
     for key, default in (("objective", "last"), ("loss", "ce"), ("negatives", None)):
         if values[key] == default:
             del values[key]
     return values
+
+
+def check_precision(cell: Cell, device: str) -> None:
+    """Refuse, before any work, a ``[train] precision`` that ``device`` cannot run: TF32 and
+    bfloat16 autocast are CUDA features (seqbench does not emulate them on a CPU), and bf16
+    needs a GPU that computes in it."""
+    if cell.precision == "fp32":
+        return
+    where = f"{cell.dataset.name}/{cell.variant.label} seed {cell.seed}"
+    if not device.startswith("cuda"):
+        raise ConfigError(
+            f"[train] precision = {cell.precision!r} ({where}) needs a CUDA device, and the "
+            f"device is {device!r}; run it with --device cuda on a GPU, or set [train] "
+            'precision = "fp32"'
+        )
+    if cell.precision == "bf16":
+        import torch
+
+        if not torch.cuda.is_bf16_supported():
+            raise ConfigError(
+                f"[train] precision = 'bf16' ({where}) needs a GPU with bfloat16 arithmetic "
+                f"(compute capability 8.0 or newer), and {device!r} has none; set [train] "
+                'precision = "tf32" or "fp32"'
+            )
 
 
 def canonical_json(value: Any) -> str:
@@ -253,7 +299,8 @@ def source_fingerprint(
     table, adds ``text`` (:func:`text_fingerprint`), which only text-reading cells hash. A registry
     dataset not yet downloaded (or whose download no longer matches its checksum) is fetched
     only with ``download``; otherwise the result is None, so that ``seqbench validate`` and
-    ``run --dry-run`` never touch the network.
+    ``run --dry-run`` never touch the network. A data-folder file that was not found gives
+    None without ``download`` and an error naming the file with it.
     """
     from seqbench.data.cache import cache_root, ensure_writable_dir
     from seqbench.data.load import resolve_source
@@ -283,11 +330,14 @@ def text_fingerprint(text: Any, dataset_sha256: str) -> dict[str, Any]:
 
 
 def _downloaded(spec: DatasetSpec, root: Path) -> bool:
-    """Whether reading ``spec`` needs no download: a local path, generated data, or a
-    registry file already in the cache that matches its checksum."""
+    """Whether ``spec`` can be read without a download: a local path, generated data, or a
+    registry file already in the cache that matches its checksum (not: a missing data-folder
+    file)."""
     from seqbench.data.cache import read_json
     from seqbench.data.registry import DATASETS
 
+    if spec.missing:
+        return False  # a data-folder file not found: nothing to hash yet
     entry = DATASETS.get(spec.name)
     if spec.path is not None or entry is None or entry.remote is None:
         return True

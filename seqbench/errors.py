@@ -45,9 +45,18 @@ class UnknownNameError(ConfigError):
         super().__init__(f"unknown {kind} {name!r}{suggestion(name, self.available)}")
 
 
+def closest(name: object, available: Iterable[str]) -> str | None:
+    """The valid name closest to a misspelt ``name`` (None when nothing is close): the one
+    did-you-mean rule of every message, CLI options and suite keys alike."""
+    if not isinstance(name, str):
+        return None
+    match = difflib.get_close_matches(name, list(available), n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
 def suggestion(name: str, available: Iterable[str]) -> str:
     """A '; did you mean …? available: …' tail for an error message about an unknown name."""
     names = sorted(available)
-    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    close = closest(name, names)
+    hint = f"; did you mean {close!r}?" if close else ""
     return f"{hint} (available: {', '.join(names)})" if names else hint

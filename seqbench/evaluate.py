@@ -23,6 +23,7 @@ import torch
 from seqbench.batches import Batch, DeviceSplit
 from seqbench.errors import SeqbenchError
 from seqbench.models.base import SequentialRecommender
+from seqbench.precision import autocast
 
 DEFAULT_MAX_SCORES = 1 << 24  # scores held at once per batch (64 MiB in float32)
 
@@ -48,14 +49,18 @@ def rank_split(
     batch_size: int = 4096,
     mask_history: bool = False,
     max_scores: int = DEFAULT_MAX_SCORES,
+    precision: str = "fp32",
 ) -> RankCounts:
-    """Rank every sample's target among all ``n_items`` items (ids 1..n_items)."""
+    """Rank every sample's target among all ``n_items`` items (ids 1..n_items).
+
+    ``precision`` "bf16" runs the model's forward pass under bfloat16 autocast on CUDA; the
+    scores are always computed and compared in float32 (:mod:`seqbench.precision`)."""
     was_training = model.training
     model.eval()
     higher, tied = [], []
     try:
         for batch in split.batches(batch_size):
-            h, t = _rank_batch(model, split, batch, n_items, mask_history, max_scores)
+            h, t = _rank_batch(model, split, batch, n_items, mask_history, max_scores, precision)
             higher.append(h.cpu())
             tied.append(t.cpu())
     finally:
@@ -72,8 +77,12 @@ def _rank_batch(
     n_items: int,
     mask_history: bool,
     max_scores: int,
+    precision: str = "fp32",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    user = model(batch.items, batch.lengths)
+    with autocast(precision, batch.items.device):
+        user = model(batch.items, batch.lengths)
+    if user.dtype != torch.float32 and precision == "bf16":
+        user = user.float()  # scores in float32: bf16 would tie the target with many items
     rows = user.shape[0]
     width = max(1, min(n_items + 1, max_scores // max(rows, 1)))
     bounds = [(start, min(start + width, n_items + 1)) for start in range(0, n_items + 1, width)]

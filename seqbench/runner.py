@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from seqbench import lease, store
-from seqbench.cells import Cell, source_fingerprint
+from seqbench.cells import Cell, check_precision, source_fingerprint
 from seqbench.data.load import load_dataset
 from seqbench.errors import ConfigError
 from seqbench.executors.base import CellJob, CellOutcome, Executor, Reporter
@@ -173,6 +173,8 @@ def with_backends(cells: list[Cell], options: RunOptions) -> list[Cell]:
 
     devices = resolve_devices(options.device)
     device = devices[0]
+    for cell in cells:  # [train] precision the device cannot run: refused before any work
+        check_precision(cell, device)
     return [
         cell.model_copy(
             update={

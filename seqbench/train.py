@@ -21,6 +21,7 @@ learned gate scalars) has it recorded in that epoch's curve record (and event) u
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from typing import Any
 
 import torch
 
-from seqbench import cells, metrics
+from seqbench import cells, metrics, precision
 from seqbench.batches import DeviceSplit
 from seqbench.data.dataset import SequentialDataset
 from seqbench.errors import SeqbenchError
@@ -83,16 +84,33 @@ def fit_and_evaluate(
     memory_probe: Callable[[], dict[str, float]] | None = None,
     outcome: Outcome | None = None,
 ) -> Outcome:
-    """Train ``model`` on ``dataset`` (early stopping on valid), then rank valid and test.
+    """Train ``model`` on ``dataset`` (early stopping on valid), then rank valid and test,
+    in the arithmetic of ``[train] precision`` (:mod:`seqbench.precision`).
 
     ``outcome`` (default: a new one) is filled in as training goes, so that a caller whose
     ``on_event`` ends the cell early (a stop request raises out of it) keeps the curve so far.
     """
+    outcome = outcome if outcome is not None else Outcome()
+    with precision.numerics(settings.train.precision, device):
+        return _fit_and_evaluate(
+            model, dataset, settings, seed, device, on_event, memory_probe, outcome
+        )
+
+
+def _fit_and_evaluate(
+    model: SequentialRecommender,
+    dataset: SequentialDataset,
+    settings: Settings,
+    seed: int,
+    device: torch.device,
+    on_event: EventFn | None,
+    memory_probe: Callable[[], dict[str, float]] | None,
+    outcome: Outcome,
+) -> Outcome:
     emit = on_event or (lambda event: None)
     probe = memory_probe or (lambda: {})
     max_len = dataset.protocol.max_len
     valid = DeviceSplit(dataset, "valid", max_len, device)
-    outcome = outcome if outcome is not None else Outcome()
     if model.trainable:
         _fit(model, dataset, valid, settings, seed, device, emit, outcome)
     else:
@@ -132,6 +150,7 @@ def _fit(
     train = DeviceSplit(dataset, "train", dataset.protocol.max_len, device, windows=all_positions)
     model.set_loss(settings.train.loss, settings.train.negatives or 1)
     step_loss = model.loss_all_positions if all_positions else model.loss
+    autocast = functools.partial(precision.autocast, settings.train.precision, device)
     optimizer = torch.optim.Adam(
         model.parameters(), lr=settings.train.lr, weight_decay=settings.train.weight_decay
     )
@@ -147,7 +166,8 @@ def _fit(
         start = time.perf_counter()
         total, seen = torch.zeros((), device=device), 0
         for i, batch in enumerate(train.batches(settings.train.batch_size, shuffle)):
-            loss = step_loss(batch.items, batch.lengths, batch.targets)
+            with autocast():
+                loss = step_loss(batch.items, batch.lengths, batch.targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if settings.train.clip_grad_norm is not None:
@@ -208,6 +228,7 @@ def _rank(
         dataset.n_items,
         batch_size=settings.eval_batch_size,
         mask_history=settings.eval.mask_history,
+        precision=settings.train.precision,
     )
 
 

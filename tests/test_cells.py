@@ -82,6 +82,7 @@ TRAIN_ALTERNATIVES = {
     "objective": "all_positions",
     "loss": "bpr",
     "negatives": 5,  # model_copy skips validation: alone, with loss "ce", it would be refused
+    "precision": "bf16",  # hashed at the identity's top level (tests/core/test_precision.py)
 }
 EVAL_ALTERNATIVES = {"metrics": ["hr@5"], "ties": "expected", "mask_history": True}
 PARAM_ALTERNATIVES = {
@@ -107,11 +108,13 @@ VARIANT_NEUTRAL = {
     "role": "proposed",
     "order": (4, 5, 6),
 }
-CELL_CHANGING = {"seed": 2, "backend": "other-backend", "precision": "bf16", "device": "cuda"}
+CELL_CHANGING = {"seed": 2, "backend": "other-backend", "device": "cuda"}  # precision: a train key
 CELL_NEUTRAL = {
     "suite": "another-suite",
     # the dataset's name, path, format and options reach the hash only through its source
-    "dataset": DatasetSpec(name="b2", path=Path("/else/B.txt"), format="pairs", options={"a": 1}),
+    "dataset": DatasetSpec(
+        name="b2", path=Path("/else/B.txt"), file="B.txt", format="pairs", options={"a": 1}
+    ),
 }
 CELL_NESTED = {"protocol", "train", "eval", "variant"}
 VARIANT_DERIVED = {"uses_text"}  # decides whether the source's item text joins the identity
@@ -225,6 +228,7 @@ def test_json_round_trip_keeps_the_cell_and_its_hash() -> None:
     assert data["dataset"] == {
         "name": "beauty",
         "path": "/data/Beauty.txt",
+        "file": None,
         "format": "sequences",
         "options": {},
         "text": None,

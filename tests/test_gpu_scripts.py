@@ -357,16 +357,21 @@ SUITES = {
 
 
 @pytest.mark.parametrize("name", sorted(SUITES))
-def test_the_reproduction_suites_validate_against_a_fixture_copy(name: str, tmp_path: Path) -> None:
-    """The suite, copied into a fake checkout with tiny data files where its relative path
-    points (../../shared/data/… from suites/), loads with the paper's settings."""
+@pytest.mark.parametrize("layout", ["flat", "per-dataset"])
+def test_the_reproduction_suites_validate_against_a_fixture_copy(
+    name: str, layout: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The suite, copied alone into a fake checkout, with a tiny data file in a data folder
+    laid out flat (DIR/Beauty.txt) or per dataset (DIR/amazon-beauty/Beauty.txt, as
+    ../shared/data and .gpu/data are), loads with the paper's settings."""
     rel, max_len, n_cells, models = SUITES[name]
     suites = tmp_path / "repo" / "suites"
     suites.mkdir(parents=True)
     shutil.copy(REPO / "suites" / name, suites / name)
-    data = tmp_path / "shared" / "data" / rel
+    data = tmp_path / "data" / (rel if layout == "per-dataset" else Path(rel).name)
     data.parent.mkdir(parents=True)
     data.write_text("".join(f"{u} " + " ".join(str(i) for i in range(1, 8)) + "\n" for u in (1, 2)))
+    monkeypatch.setenv("SEQBENCH_DATA_DIR", str(tmp_path / "data"))
     suite = load_suite(suites / name)
     assert suite.seeds == [2020, 2021, 2022]
     assert suite.protocol.max_len == max_len and suite.protocol.k_core == 5
@@ -375,19 +380,27 @@ def test_the_reproduction_suites_validate_against_a_fixture_copy(name: str, tmp_
     assert suite.train.epochs == 300
     (dataset,) = suite.datasets
     assert dataset.spec.format == "sequences" and dataset.spec.path == data
+    assert dataset.spec.name == Path(rel).parent.name  # the folder of the per-dataset layout
+    assert suite.missing_data() == []
     assert {m.model for m in suite.models} == models
     assert len(suite.cells()) == n_cells
 
 
 @pytest.mark.parametrize("name", sorted(SUITES))
 def test_the_reproduction_suites_validate_in_place(name: str) -> None:
-    if not (SHARED_DATA / SUITES[name][0]).is_file():
+    """With the real data folder (``$SEQBENCH_DATA_DIR``, which .ci/run sets, else the shared
+    datasets), every cell has its hash: the files are found and read."""
+    folder = Path(os.environ.get("SEQBENCH_DATA_DIR") or SHARED_DATA)
+    if not (folder / SUITES[name][0]).is_file():
         if os.environ.get("CI"):
-            pytest.fail(f"CI is set but {SHARED_DATA / SUITES[name][0]} is missing")
-        pytest.skip(f"{SHARED_DATA / SUITES[name][0]} not found")
+            pytest.fail(f"CI is set but {folder / SUITES[name][0]} is missing")
+        pytest.skip(f"{folder / SUITES[name][0]} not found")
     proc = subprocess.run(
         [sys.executable, "-m", "seqbench", "validate", REPO / "suites" / name],
         capture_output=True, text=True, check=False, cwd=REPO,
+        env={**os.environ, "SEQBENCH_DATA_DIR": str(folder)},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert f"{SUITES[name][2]} cells" in proc.stdout
+    assert str(folder / SUITES[name][0]) in proc.stdout
+    assert "(data needed)" not in proc.stdout and "(after download)" not in proc.stdout

@@ -14,7 +14,7 @@ import pytest
 from pydantic import Field, model_validator
 
 from seqbench.cells import Cell
-from seqbench.errors import ConfigError
+from seqbench.errors import ConfigError, closest, suggestion
 from seqbench.models import registry
 from seqbench.models.registry import ModelParams, ModelSpec
 from seqbench.suite import KeyLocator, Suite, SuiteError, load_suite, render_path
@@ -673,3 +673,15 @@ def test_locator_finds_headers_keys_inline_tables_and_array_elements() -> None:
 def test_render_path_quotes_odd_keys() -> None:
     assert render_path(("models", 0, "params", "hidden_size")) == "models[0].params.hidden_size"
     assert render_path(("datasets", 1, "options", "a.b")) == 'datasets[1].options."a.b"'
+
+
+def test_one_did_you_mean_rule_for_suites_and_other_messages(tmp_path: Path) -> None:
+    """Suite problems and the CLI's unknown-name errors share seqbench.errors.closest."""
+    assert closest("max_lenn", ["k_core", "max_len"]) == "max_len"
+    assert closest("zzz", ["k_core", "max_len"]) is None
+    assert closest(3, ["k_core"]) is None  # a key of the wrong type gets no hint
+    assert suggestion("sasrc", ["gru4rec", "sasrec"]) == (
+        "; did you mean 'sasrec'? (available: gru4rec, sasrec)"
+    )
+    (line,) = problems(tmp_path, GOOD.replace("[train]", "[trian]"))
+    assert line.endswith(f"did you mean {closest('trian', ['suite', 'train', 'eval'])!r}?")

@@ -7,9 +7,9 @@
 # seqbench's pydantic, pooch and platformdirs: they are installed from the carried .gpu/wheels
 # (never from the network) when missing. seqbench itself runs from this checkout through
 # PYTHONPATH (no install step, no build backend needed); `seqbench` is defined as a shell
-# function for `python3 -m seqbench`. The suites read ../shared/data/… relative to the repository
-# (as on the developers' machines and in CI); where that folder is absent, it is made a link to
-# the carried .gpu/data. The dataset cache goes to .gpu/cache.
+# function for `python3 -m seqbench`. The carried .gpu/data becomes the data folder
+# (SEQBENCH_DATA_DIR, unless set), where the suites' `file =` datasets are found
+# (.gpu/data/amazon-beauty/Beauty.txt, …). The dataset cache goes to .gpu/cache.
 _gpu_repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export PYTHONPATH="$_gpu_repo${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
@@ -23,9 +23,8 @@ if ! python3 -c "import pydantic, pooch, platformdirs" >/dev/null 2>&1; then
         "pydantic>=2.5" "pooch>=1.8" "platformdirs>=3" \
         || echo "env.sh: installing from .gpu/wheels failed (above)" >&2
 fi
-if [ ! -e "$_gpu_repo/../shared/data" ] && [ -d "$_gpu_repo/.gpu/data" ]; then
-    mkdir -p "$_gpu_repo/../shared" && ln -s "$_gpu_repo/.gpu/data" "$_gpu_repo/../shared/data" \
-        && echo "env.sh: linked ../shared/data -> .gpu/data"
+if [ -z "${SEQBENCH_DATA_DIR:-}" ] && [ -d "$_gpu_repo/.gpu/data" ]; then
+    export SEQBENCH_DATA_DIR="$_gpu_repo/.gpu/data"
 fi
 seqbench() { python3 -m seqbench "$@"; }
 python3 -c "import seqbench.cli.main" \

@@ -3,7 +3,8 @@
     python benchmarks/gpu/parity.py --out benchmarks/results/gpu_parity.json \
         [--data .gpu/data/amazon-beauty/Beauty.txt --format sequences --max-len 50]
 
-The tolerances below were fixed before any measurement and are not tuned afterwards.
+The tolerances (seqbench.parity, shared with ``seqbench doctor``) were fixed before any
+measurement and are not tuned afterwards.
 
 (a) One Mamba block (seqbench.models.layers.mamba.Mamba; d_model 64, d_state 32, d_conv 4,
     expand 2; batch 64; L 50 and 200), the same weights and inputs on backend "torch" and
@@ -41,12 +42,16 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-# ---- tolerances: fixed before measuring ---------------------------------------------------------
-FORWARD_MAX_ABS = 1e-4  # block forward, fp32: max |out_torch − out_kernels|
-GRAD_MAX_REL = 1e-3  # per tensor: max |g_kernels − g_torch| / max |g_torch|
-SAME_RANK_MIN_FRACTION = 0.999  # test users whose rank is identical under both backends
+# ---- tolerances (fixed before measuring) and the block: seqbench's, shared with `doctor` --------
+from seqbench.parity import (  # noqa: E402  (after the sys.path entry above)
+    BLOCK,
+    FORWARD_MAX_ABS,
+    GRAD_MAX_REL,
+    SAME_RANK_MIN_FRACTION,
+)
+from seqbench.parity import relative_error as rel  # noqa: E402
+
 # ---- settings ---------------------------------------------------------------------------------
-BLOCK = {"d_model": 64, "d_state": 32, "d_conv": 4, "expand": 2}
 BLOCK_BATCH = 64
 BLOCK_LENGTHS = (50, 200)
 MODELS = ("mamba4rec", "echomamba4rec")
@@ -84,13 +89,6 @@ def require_gpu_and_kernels() -> None:
             f"parity.py needs the mamba_ssm and causal_conv1d kernels, which cannot be loaded "
             f"here ({kernels}); build them with benchmarks/gpu/build_kernels.sh (docs/gpu.md)"
         )
-
-
-def rel(a: Any, b: Any) -> float:
-    """max |a − b| / max |b| (max |a − b| where b is all zeros)."""
-    scale = float(b.abs().max())
-    diff = float((a - b).abs().max())
-    return diff / scale if scale > 0 else diff
 
 
 def reference_kernels() -> Any:

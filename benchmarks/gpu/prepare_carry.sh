@@ -9,8 +9,8 @@
 # — the files benchmarks/gpu/throughput.py, parity.py and suites/reproduce-{beauty,ml1m}.toml read —
 # checking the sha256 recorded in ../shared/data/*/SOURCE.md. The licenses of MovieLens and of
 # the Amazon reviews forbid redistribution: .gpu/ is git-ignored and must never be committed.
-# On the GPU machine, benchmarks/gpu/env.sh links ../shared/data to .gpu/data so that the suites'
-# relative paths resolve there as they do here.
+# On the GPU machine, benchmarks/gpu/env.sh makes .gpu/data the data folder (SEQBENCH_DATA_DIR),
+# where the suites' `file =` datasets are found.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from seqbench.cli.common import err, out, parse_key_values, reports_errors
+from seqbench.data import folder
 from seqbench.data.dataset import SequentialDataset, dataset_stats
 from seqbench.data.load import DatasetSpec, load_dataset
 from seqbench.data.protocol import Protocol
@@ -30,6 +31,20 @@ app = typer.Typer(
 PathOpt = Annotated[
     Path | None,
     typer.Option("--path", help="Read a local file (or folder) instead of the registry's source."),
+]
+FileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--file",
+        help="Read this file of the data folder (DIR/FILE or DIR/<name>/FILE) instead of the "
+        "registry's source.",
+    ),
+]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir", envvar="SEQBENCH_DATA_DIR", help="The data folder that --file is read from."
+    ),
 ]
 FormatOpt = Annotated[
     str | None,
@@ -81,6 +96,27 @@ def _protocol(arguments: dict[str, Any]) -> Protocol:
     """The Protocol from a command's arguments named like its fields (unset ones: defaults)."""
     given = {k: arguments[k] for k in Protocol.model_fields if arguments.get(k) is not None}
     return validate_options(Protocol, given, "protocol")
+
+
+def _data_folder_path(
+    name: str, path: Path | None, file: str | None, data_dir: Path | None
+) -> Path | None:
+    """``--path``, or where ``--file`` is in the data folder (an error naming both if absent)."""
+    if file is None:
+        return path
+    if path is not None:
+        raise ConfigError("--path and --file: give one of them")
+    bad = folder.file_problem(file)
+    if bad is not None:
+        raise ConfigError(f"--file {file!r}: expected {bad}")
+    chosen = folder.data_dir(data_dir)
+    found = folder.find(chosen, name, file)
+    if found is None:
+        raise ConfigError(
+            f"--file {folder.not_found(chosen, name, file)}; expected "
+            f"{folder.where_to_put(name, file)}"
+        )
+    return found
 
 
 def _load(
@@ -166,6 +202,8 @@ def list_formats(json_: JsonOpt = False) -> None:
 def stats(
     name: Annotated[str, typer.Argument(help="Registry name, or a label for --path.")],
     path: PathOpt = None,
+    file: FileOpt = None,
+    data_dir: DataDirOpt = None,
     fmt: FormatOpt = None,
     option: ReaderOpt = None,
     k_core: KCoreOpt = None,
@@ -192,8 +230,11 @@ def stats(
       seqbench data stats ml-100k --path ml-100k/ --format recbole --json
 
       seqbench data stats beauty --path Beauty.txt --format sequences --k-core 5
+
+      seqbench data stats amazon-beauty --file Beauty.txt --format sequences --data-dir DIR
     """
     protocol = _protocol(locals())
+    path = _data_folder_path(name, path, file, data_dir)
     ds = _load(name, path, fmt, option, protocol, cache_dir, mirror, refresh, quiet)
     result = dataset_stats(ds)
     if json_:
@@ -207,6 +248,8 @@ def stats(
 def prepare(
     names: Annotated[list[str], typer.Argument(help="Registry names (or one label with --path).")],
     path: PathOpt = None,
+    file: FileOpt = None,
+    data_dir: DataDirOpt = None,
     fmt: FormatOpt = None,
     option: ReaderOpt = None,
     k_core: KCoreOpt = None,
@@ -223,9 +266,12 @@ def prepare(
     quiet: QuietOpt = False,
 ) -> None:
     """Download (where needed), process and cache datasets, e.g. before going offline."""
-    if path is not None and len(names) > 1:
-        raise ConfigError("--path reads one file: give one name (a label) with it")
+    for given, flag in ((path, "--path"), (file, "--file")):
+        if given is not None and len(names) > 1:
+            raise ConfigError(f"{flag} reads one file: give one name (a label) with it")
     protocol = _protocol(locals())
+    if names:
+        path = _data_folder_path(names[0], path, file, data_dir)
     for name in names:
         ds = _load(name, path, fmt, option, protocol, cache_dir, mirror, refresh, quiet)
         cache = ds.provenance["cache"]

@@ -17,6 +17,7 @@ from rich.progress import (
 )
 
 from seqbench.cli.common import err, out, parse_duration, parse_retry, reports_errors
+from seqbench.cli.validate import DataDirOption
 from seqbench.progress import RichBars
 
 DEFAULT_RESULTS = Path("results")
@@ -211,6 +212,7 @@ def run(
         typer.Option(help="Dataset cache (default: $SEQBENCH_CACHE_DIR or the user cache)."),
     ] = None,
     mirror: Annotated[str | None, typer.Option(help="Download mirror base URL.")] = None,
+    data_dir: DataDirOption = None,
 ) -> None:
     """Run a suite: every dataset × model × ablation × sweep point × seed not yet complete.
 
@@ -223,8 +225,10 @@ def run(
     from seqbench.cli.validate import print_plan
     from seqbench.suite import load_suite
 
-    suite = load_suite(suite_file)
+    suite = load_suite(suite_file, data_dir=data_dir)
     cells = runner.select(suite.cells(), tuple(only or ()))
+    if not dry_run:
+        suite.require_data(cells)  # a data-folder file not found: what to get, where to put it
     options = runner.RunOptions(
         results=results,
         device=device,

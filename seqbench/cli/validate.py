@@ -1,7 +1,8 @@
 """``seqbench validate SUITE.toml``: check a suite and show what it would run, training nothing.
 
 The same plan is printed by ``seqbench run --dry-run`` (:func:`print_plan`). Neither downloads:
-a cell whose dataset is not downloaded yet shows its hash as "(after download)".
+a cell whose dataset is not downloaded yet shows its hash as "(after download)", one whose
+data-folder file is missing as "(data needed)", followed by what to get and where to put it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,18 @@ if TYPE_CHECKING:
     from seqbench.suite import Suite
 
 AFTER_DOWNLOAD = "(after download)"
+DATA_NEEDED = "(data needed)"
+
+#: ``--data-dir``, shared by the commands that read suites.
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        envvar="SEQBENCH_DATA_DIR",
+        help='Data folder: a dataset given as file = "NAME" is read from DIR/NAME or '
+        "DIR/<dataset>/NAME.",
+    ),
+]
 
 #: Hashes of the cells: a list aligned with them, or a mapping from ``id(cell)``; None = unknown.
 Hashes = Sequence[str | None] | Mapping[int, str | None]
@@ -35,18 +48,20 @@ def validate(
         Path | None,
         typer.Option(help="Dataset cache (default: $SEQBENCH_CACHE_DIR or the user cache)."),
     ] = None,
+    data_dir: DataDirOption = None,
 ) -> None:
     """Check a suite file and print the resolved suite and its cells (no training, no download).
 
     Every problem in the file is listed at once, one per line, with the line and key, what was
     expected and the closest valid name; the exit status is then 1. Hashes are those of
-    `seqbench run` with its defaults (--device auto, --backend auto) on this machine.
+    `seqbench run` with its defaults (--device auto, --backend auto) on this machine. A
+    data-folder file that is not found is no problem: the plan says what to get and where.
     """
     from seqbench import runner
     from seqbench.cells import source_fingerprint
     from seqbench.suite import load_suite
 
-    suite = load_suite(suite_file)
+    suite = load_suite(suite_file, data_dir=data_dir)
     cells = runner.with_backends(suite.cells(), runner.RunOptions(results=Path(".")))
     sources: dict[str, dict[str, Any] | None] = {}
     hashes: list[str | None] = []
@@ -78,6 +93,7 @@ def plan_json(suite: Suite, cells: list[Cell], hashes: Hashes) -> dict[str, Any]
             for i, (cell, h) in enumerate(zip(cells, listed, strict=True))
         ],
         "count": len(cells),
+        "missing_data": suite.missing_data(cells),
     }
 
 
@@ -100,7 +116,12 @@ def print_plan(suite: Suite, cells: list[Cell], hashes: Hashes) -> None:
     line("[bold]datasets[/]")
     for plan in suite.datasets:
         spec = plan.spec
-        source = str(spec.path) if spec.path is not None else "registry"
+        if spec.path is not None:
+            source = str(spec.path)
+        elif spec.missing:
+            source = f"data folder: {spec.file}, not found"
+        else:
+            source = "registry"
         fmt = f", format {spec.format}" if spec.format else ""
         line(f"  {escape(spec.name)}  ({escape(source)}{escape(fmt)})")
         if spec.options:
@@ -135,7 +156,7 @@ def print_plan(suite: Suite, cells: list[Cell], hashes: Hashes) -> None:
             escape(cell.dataset.name),
             escape(cell.variant.label),
             str(cell.seed),
-            h[:8] if h else AFTER_DOWNLOAD,
+            h[:8] if h else DATA_NEEDED if cell.dataset.missing else AFTER_DOWNLOAD,
         )
     out.print(table)
     variants = len({c.variant.label for c in cells})
@@ -145,11 +166,16 @@ def print_plan(suite: Suite, cells: list[Cell], hashes: Hashes) -> None:
         f"{len(cells)} cells = {datasets} dataset{_s(datasets)} × {variants} "
         f"variant{_s(variants)} × {seeds} seed{_s(seeds)}"
     )
-    if any(h is None for h in listed):
+    if any(h is None and not c.dataset.missing for c, h in zip(cells, listed, strict=True)):
         line(
             f"hash {AFTER_DOWNLOAD}: the dataset is not downloaded yet "
             "(seqbench data prepare NAME fetches it; seqbench run does too)"
         )
+    missing = suite.missing_data(cells)
+    if missing:
+        line(f"hash {DATA_NEEDED}: seqbench run needs these files first:")
+        for text in missing:
+            line(f"  {escape(text)}")
 
 
 def _hash_list(cells: list[Cell], hashes: Hashes) -> list[str | None]:

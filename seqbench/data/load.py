@@ -32,6 +32,7 @@ from seqbench.data.cache import (
 from seqbench.data.cache import source_sha256 as cached_sha256
 from seqbench.data.dataset import SequentialDataset
 from seqbench.data.download import fetch
+from seqbench.data.folder import where_to_put
 from seqbench.data.protocol import Processed, Protocol, process
 from seqbench.data.raw import RawInteractions
 from seqbench.data.readers import READERS, ProgressFn, get_reader, parse_options
@@ -50,7 +51,10 @@ class DatasetSpec(BaseModel):
     """A dataset as a suite or the command line names it.
 
     ``name`` alone picks a registry entry; with ``path`` it labels a local copy, read with
-    ``format`` (default: the registry entry's format when the name is registered).
+    ``format`` (default: the registry entry's format when the name is registered). ``file``
+    is a file of the data folder (:mod:`seqbench.data.folder`): ``path`` is where it was
+    found, None while it is missing (then the dataset cannot be read, and nothing falls back
+    to the registry's download of the same name).
     ``options`` are the reader's options (or the synthetic generator's). ``text`` names the
     items' text (or precomputed text embeddings) for models that read it; it is read only by
     them (:mod:`seqbench.text`), never by the interaction readers.
@@ -60,9 +64,15 @@ class DatasetSpec(BaseModel):
 
     name: str
     path: Path | None = None
+    file: str | None = None
     format: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     text: TextSpec | None = None
+
+    @property
+    def missing(self) -> bool:
+        """A data-folder file that was not found: nothing to read yet."""
+        return self.file is not None and self.path is None
 
 
 @dataclass(frozen=True)
@@ -154,6 +164,13 @@ def resolve_source(
 ) -> Source:
     """Find the bytes behind ``spec`` (downloading registry data) and validate the options."""
     where = f"dataset {spec.name!r}"
+    if spec.missing:
+        assert spec.file is not None
+        raise ConfigError(
+            f"{where}: its file {spec.file!r} was not found in the data folder; expected "
+            f"{where_to_put(spec.name, spec.file)} (seqbench validate SUITE.toml says where "
+            "to get it)"
+        )
     entry = DATASETS.get(spec.name)
     fmt = spec.format or (entry.format if entry else None)
     if entry is None and spec.path is None:

@@ -52,7 +52,8 @@ def require_kernels() -> SimpleNamespace:
     if isinstance(kernels, str):
         raise ConfigError(
             f"backend 'mamba_ssm' was requested but its kernels cannot be loaded ({kernels}); "
-            f"install them with: {INSTALL}; or use --backend torch (pure PyTorch, any device)"
+            f"install them with: {INSTALL}; or use --backend torch (pure PyTorch, any device); "
+            "`seqbench doctor --backend mamba_ssm` checks the install"
         )
     return kernels
 
