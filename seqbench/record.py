@@ -117,7 +117,8 @@ MetricValues = dict[str, float | None]
 
 
 class Metrics(Section):
-    """Metric means over a split's users (from the ranks); a pruned trial has no ``test``."""
+    """Metric means over a split's users (from the ranks); a tuning trial, and any pruned
+    cell, has no ``test``."""
 
     valid: MetricValues = Field(default_factory=dict)
     test: MetricValues | None = None
@@ -172,7 +173,8 @@ class Stopped(Section):
 
 
 class Tune(Section):
-    """A tuning trial's place in its study (``seqbench tune``)."""
+    """A tuning trial's place in its study (``seqbench tune``). Trials are validation-only:
+    their records never hold test metrics or test ranks."""
 
     study: str
     trial: int
@@ -180,6 +182,18 @@ class Tune(Section):
     sampler: str | None = None
     params: dict[str, Any] = Field(default_factory=dict, description="the sampled values")
     value: float | None = Field(None, description="the trial's value (best validation metric)")
+    metric: str | None = None
+
+
+class TunedFrom(Section):
+    """Where a final cell's tuned settings came from (``seqbench run --tuned``): the study and
+    its best trial, and the values taken from it. Not part of the cell's identity."""
+
+    study: str
+    trial: int
+    storage: str = Field(description="the study's storage URL, any password replaced by ***")
+    params: dict[str, Any] = Field(default_factory=dict)
+    value: float | None = None
     metric: str | None = None
 
 
@@ -265,6 +279,7 @@ class ResultRecord(Section):
     error: ErrorInfo | None = None
     stopped: Stopped | None = None
     tune: Tune | None = None
+    tuned_from: TunedFrom | None = None
     evaluations: dict[str, Evaluation] | None = None
     throughput: Throughput | None = None
     attempts: list[Attempt] = Field(default_factory=list)
@@ -274,11 +289,14 @@ class ResultRecord(Section):
     @model_validator(mode="after")
     def _status_has_its_sections(self) -> ResultRecord:
         no_test = self.metrics is None or self.metrics.test is None
-        if self.status == "ok" and no_test and self.throughput is None:
+        if self.status == "ok" and no_test and self.throughput is None and self.tune is None:
             raise ValueError(
                 "metrics.test is missing; expected an object (an ok cell records its valid and "
-                "test metrics, or a throughput section)"
+                "test metrics; a tuning trial its valid metrics only; a throughput cell its "
+                "throughput section)"
             )
+        if self.tune is not None and self.metrics is not None and self.metrics.test is not None:
+            raise ValueError("a tuning trial never records test metrics (it must not read them)")
         if self.status == "failed" and self.error is None:
             raise ValueError("a failed cell records its error")
         if self.status in OUTCOMES and self.stopped is None:

@@ -290,4 +290,6 @@ def test_m2rec_code_is_mamba4rec_with_the_delta_filter(recbole_init: bool, effec
     assert (filtered - plain).abs().max() > effect
     identity = build("m2rec_code", N_ITEMS, MAX_LEN, seed=3, **setting, cutoff_ratio=0.0)
     with torch.no_grad():
-        torch.testing.assert_close(identity.eval()(items, lengths), plain, rtol=0, atol=1e-7)
+        # an FFT round trip in float32 (≈ 1e-7 here, with the thread count), well below the
+        # smallest effect asserted above
+        torch.testing.assert_close(identity.eval()(items, lengths), plain, rtol=0, atol=5e-7)
