@@ -19,7 +19,8 @@ reset when it starts (:mod:`seqbench.memory`), so its peak memory is its own. A 
 the cell being computed: the executor records it and starts a fresh worker for the next.
 Threads come from the environment the executor sets (:mod:`seqbench.threads`).
 
-Exit status: 0 after ``exit``; 130 when interrupted (the cell in progress records nothing).
+Exit status: 0 after ``exit``; 130 when interrupted by SIGINT or SIGTERM (the cell in progress
+records nothing; the signal is honoured at the cell's next event, never inside torch's code).
 
 ``$SEQBENCH_FAULT`` injects faults for tests: ``kill-runner@epoch=N`` SIGKILLs the parent and
 this worker at the end of epoch N, ``kill-runner@before-result`` just before result.json is
@@ -114,6 +115,8 @@ class CellState:
         self.device_peaks: list[float] = []
 
     def on_event(self, event: dict[str, Any]) -> None:
+        if INTERRUPTED.is_set():
+            raise KeyboardInterrupt
         request = self.channel.stop_request(self.hash)
         if request is not None:
             raise CellStopped(
@@ -138,13 +141,24 @@ class CellState:
         emit(event)
 
 
+#: Set by SIGINT/SIGTERM. Raising KeyboardInterrupt asynchronously could land inside torch's
+#: C++ code, which aborts the process; the cell checks this flag at its next event instead.
+INTERRUPTED = threading.Event()
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    INTERRUPTED.set()
+
+
 def main(argv: list[str]) -> int:
     _die_with_parent()
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     threads = thread_settings.apply_in_worker()
     channel = Channel()
     emit({"event": "ready", "pid": os.getpid(), "threads": threads})
     try:
-        while (command := channel.runs.get()) is not None:
+        while (command := _next_command(channel)) is not None:
             job = CellJob.from_json(command["job"])
             status = run_cell(job, Path(command["out"]), str(command["device"]), channel, threads)
             channel.forget(job.hash)
@@ -152,6 +166,16 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _next_command(channel: Channel) -> dict[str, Any] | None:
+    while True:
+        if INTERRUPTED.is_set():
+            raise KeyboardInterrupt
+        try:
+            return channel.runs.get(timeout=0.2)
+        except queue.Empty:
+            continue
 
 
 def run_cell(
@@ -198,6 +222,8 @@ def run_cell(
         if data["status"] != "ok":
             data.setdefault("memory", {}).update(_memory(device, state))
         data["recorded"] = record.now()
+        if INTERRUPTED.is_set():  # arrived after the last event: the cell is not recorded
+            raise KeyboardInterrupt
         _fault("before-result")
         write_record(out / record.RESULT, data)
     return str(data["status"])
@@ -327,8 +353,15 @@ def _item_text(cell: Cell, dataset: Any, job: CellJob, data: dict[str, Any]) -> 
                     f"dataset {dataset.name!r} has no item text; give it a text table"
                 )
         else:
-            if text.path is None:  # a member of the dataset's own download
-                text = text.model_copy(update={"path": Path(dataset.provenance["source"]["file"])})
+            if text.path is None and text.member is not None:  # of the dataset's own download
+                from seqbench.data.cache import cache_root
+                from seqbench.data.load import own_text_member
+
+                source = Path(dataset.provenance["source"]["file"])
+                member = own_text_member(
+                    cell.dataset, text.member, source, cache_root(job.cache_dir)
+                )
+                text = text.model_copy(update={"path": member, "member": None})
             texts = align_texts(read_item_text(text), tokens)
         embedded = embed_item_texts(
             texts, str(cell.variant.params["text_encoder"]), cache_dir=job.cache_dir

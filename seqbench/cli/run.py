@@ -252,6 +252,7 @@ def run(
         print_plan(suite, cells, hashes)
         return
     runner.with_backends(cells, options)  # a bad --device/--backend fails before dataset work
+    _stop_on_sigterm()
     try:
         if quiet:
             planned = runner.plan(cells, options)
@@ -268,3 +269,14 @@ def run(
     out.print(f"results: {escape(str(results / suite.name))}", highlight=False)
     if not summary.ok:
         raise typer.Exit(1)
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (a scheduler's preemption, ``timeout``, ``kill``) ends the run as Ctrl-C does:
+    workers interrupted, nothing half-done published, claims released."""
+    import signal
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)

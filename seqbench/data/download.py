@@ -9,6 +9,7 @@ internal mirror; the tests' local server); checksums apply unchanged.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import zipfile
@@ -37,6 +38,51 @@ def fetch(
     bars: BarFactory | None = None,
 ) -> Path:
     """The local file to read for ``entry``: downloaded once, verified, extracted if archived."""
+    remote = _remote(entry)
+    path = fetch_archive(entry, root, mirror=mirror, bars=bars)
+    if remote.member is None:
+        return path
+    return _extract(entry, path, remote.member, root / "downloads" / entry.name)
+
+
+def member_file(
+    entry: DatasetEntry,
+    member: str,
+    root: Path,
+    *,
+    mirror: str | None = None,
+    bars: BarFactory | None = None,
+) -> Path:
+    """Another member of ``entry``'s downloaded archive (e.g. its item text), extracted once
+    (and checked against the registry's sha256 for it, where one is pinned)."""
+    path = fetch_archive(entry, root, mirror=mirror, bars=bars)
+    return _extract(entry, path, member, root / "downloads" / entry.name)
+
+
+def check_local_copy(entry: DatasetEntry, member: str, path: Path) -> None:
+    """A data-folder file standing in for ``member`` of ``entry``'s download must hold the very
+    bytes the registry pins for it (so that it gives the same cell hashes as the download)."""
+    expected = _remote(entry).members_sha256.get(member)
+    if expected is None:
+        return
+    actual = file_sha256(path)
+    if actual != expected:
+        raise DownloadError(
+            f"dataset {entry.name!r}: the local copy {path} is not the file the registry names "
+            f"({member} of {_remote(entry).filename}): its sha256 is {actual}, expected "
+            f"{expected}. Remove it from the data folder to download the original, or give the "
+            "dataset another name with path = … to use your file"
+        )
+
+
+def fetch_archive(
+    entry: DatasetEntry,
+    root: Path,
+    *,
+    mirror: str | None = None,
+    bars: BarFactory | None = None,
+) -> Path:
+    """``entry``'s downloaded file (the archive itself for archived data), verified."""
     import pooch  # lazy: pulls in requests
 
     remote = _remote(entry)
@@ -76,7 +122,7 @@ def fetch(
             ) from None
         if known_hash is None:
             _trust_first_download(entry, url, path, trust_file)
-        return _extract(path, remote.member, folder) if remote.member else path
+        return path
 
 
 def _remote(entry: DatasetEntry) -> RemoteFile:
@@ -119,8 +165,9 @@ def _trust_first_download(entry: DatasetEntry, url: str, path: Path, trust_file:
     )
 
 
-def _extract(archive: Path, member: str, folder: Path) -> Path:
-    """Extract one member (named by the registry, never by the archive) unless already there."""
+def _extract(entry: DatasetEntry, archive: Path, member: str, folder: Path) -> Path:
+    """Extract one member (named by the registry, never by the archive) unless already there;
+    a member whose sha256 the registry pins is checked once extracted."""
     target = folder / "extracted" / member
     if target.is_file() and target.stat().st_mtime_ns >= archive.stat().st_mtime_ns:
         return target
@@ -135,6 +182,12 @@ def _extract(archive: Path, member: str, folder: Path) -> Path:
                 ) from None
     except zipfile.BadZipFile as exc:
         raise DownloadError(f"{archive}: not a readable zip archive ({exc})") from None
+    expected = _remote(entry).members_sha256.get(member)
+    if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+        raise DownloadError(
+            f"{archive}: member {member} does not match the sha256 the registry pins for it "
+            f"({expected}); the archive verified, so the registry entry is out of date"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_bytes(target, data)
     return target

@@ -31,7 +31,7 @@ from seqbench.data.cache import (
 )
 from seqbench.data.cache import source_sha256 as cached_sha256
 from seqbench.data.dataset import SequentialDataset
-from seqbench.data.download import fetch
+from seqbench.data.download import check_local_copy, fetch, member_file
 from seqbench.data.folder import where_to_put
 from seqbench.data.protocol import Processed, Protocol, process
 from seqbench.data.raw import RawInteractions
@@ -190,6 +190,10 @@ def resolve_source(
     if spec.path is not None:
         file = reader.resolve(spec.path.expanduser(), options)
         describe: dict[str, Any] = {"file": str(file.resolve())}
+        copied = _copied_member(entry, spec, fmt, file)
+        if entry is not None and copied is not None:
+            check_local_copy(entry, copied, file)  # a local copy of the registry's file
+            describe["copy_of"] = copied
     else:
         assert entry is not None  # checked above: no path means a registry entry
         file = fetch(entry, root, mirror=mirror, bars=bars)
@@ -204,6 +208,39 @@ def resolve_source(
         describe=describe,
         read=lambda progress: reader.read(file, options, progress),
     )
+
+
+def _copied_member(entry: Any, spec: DatasetSpec, fmt: str, file: Path) -> str | None:
+    """The registry member that ``file`` stands in for (a data-folder copy named like it, read
+    in the registry's format), or None."""
+    if entry is None or entry.remote is None or fmt != entry.format:
+        return None
+    return entry.remote.member if file.name == entry.remote.local_name() else None
+
+
+def own_text_member(
+    spec: DatasetSpec, member: str, source_file: Path, root: Path, mirror: str | None = None
+) -> Path:
+    """The file behind ``member`` of a dataset's own download (its item text): beside a local
+    copy (the data-folder file named like the member, checked against the registry's sha256),
+    else extracted from the downloaded archive."""
+    entry = DATASETS.get(spec.name)
+    if entry is None or entry.remote is None:
+        raise ConfigError(
+            f"dataset {spec.name!r}: text member {member!r} names a file of the dataset's own "
+            "download, and this dataset is not downloaded (give the text a path)"
+        )
+    local_name = entry.remote.local_name(member)
+    if spec.path is not None and local_name is not None:
+        beside = source_file.parent / local_name
+        if not beside.is_file():
+            raise ConfigError(
+                f"dataset {spec.name!r}: a local copy is used ({source_file}) and its item text "
+                f"{local_name} is not beside it; put it there, or remove the copy to download"
+            )
+        check_local_copy(entry, member, beside)
+        return beside
+    return member_file(entry, member, root, mirror=mirror)
 
 
 def _synthetic_source(spec: DatasetSpec, where: str) -> Source:

@@ -22,10 +22,21 @@ class RemoteFile:
     known_hash: str | None  # "md5:…"/"sha256:…" as published; None = trust on first download
     hash_source: str | None = None  # where the provider publishes known_hash
     member: str | None = None  # path inside a zip archive
+    #: sha256 of members, checked when extracted and when a local copy of one is used instead
+    #: of the download (a data-folder file named like the member), so both give the same bytes.
+    members_sha256: dict[str, str] = field(default_factory=dict)
 
     @property
     def filename(self) -> str:
         return self.url.rsplit("/", 1)[-1]
+
+    def local_name(self, member: str | None = None) -> str | None:
+        """The file name a local copy of ``member`` (default: the read member) has in the data
+        folder; None where no member hash is pinned (an unverifiable copy is not accepted)."""
+        member = member or self.member
+        if member is None or member not in self.members_sha256:
+            return None
+        return member.rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,11 @@ _AMAZON_TERMS = (
 _AMAZON_2014 = "https://jmcauley.ucsd.edu/data/amazon/index_2014.html"
 _SNAP = "http://snap.stanford.edu/data/amazon/productGraph/categoryFiles"
 _GROUPLENS = "https://files.grouplens.org/datasets/movielens"
+_RECBOLE_WHEEL = (
+    "https://files.pythonhosted.org/packages/ab/fe/"
+    "7d606cb7cd2b166a36b100cb9435d21014ceee16c192d972deb0976967a8/recbole-1.2.1-py3-none-any.whl"
+)
+_RECBOLE_ML100K = "recbole/dataset_example/ml-100k/"
 
 DATASETS: dict[str, DatasetEntry] = {
     e.name: e
@@ -66,6 +82,29 @@ DATASETS: dict[str, DatasetEntry] = {
                 known_hash="md5:0e33842e24a9c977be4e0107933c0723",
                 hash_source=f"{_GROUPLENS}/ml-100k.zip.md5",
                 member="ml-100k/u.data",
+            ),
+        ),
+        DatasetEntry(
+            name="ml-100k-recbole",
+            summary="MovieLens 100K as RecBole 1.2.1 ships it (atomic ml-100k.inter: 100,000 "
+            "ratings, 943 users, 1,682 movies; ml-100k.item: titles, years, genres)",
+            format="recbole",
+            homepage="https://recbole.io/dataset_list.html",
+            terms=_MOVIELENS_TERMS + "; the files as packaged in the recbole 1.2.1 wheel (MIT)",
+            citation="Harper & Konstan, The MovieLens Datasets, ACM TiiS 5(4):19, 2015; "
+            "Zhao et al., RecBole 2.0, CIKM 2022",
+            remote=RemoteFile(
+                url=_RECBOLE_WHEEL,
+                known_hash="sha256:9c9948202011f37eb0a7c6768129313f00d6403ad221ec940d5e2d5d5f33a407",
+                hash_source="https://pypi.org/simple/recbole/ (the sha256 PyPI publishes with "
+                "recbole-1.2.1-py3-none-any.whl)",
+                member=_RECBOLE_ML100K + "ml-100k.inter",
+                members_sha256={
+                    _RECBOLE_ML100K + "ml-100k.inter": "4edb74e2a81178c2ba9ff381495f754f"
+                    "996c4aea351b1272ca36b43da0935eff",
+                    _RECBOLE_ML100K + "ml-100k.item": "51d7cdf777ce5c0f5b32c1d947a4a81f"
+                    "e07d75e78abbe761e0cd4d0756064532",
+                },
             ),
         ),
         DatasetEntry(

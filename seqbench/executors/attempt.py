@@ -46,13 +46,15 @@ def run_attempt(
     where: str | None = None,
     handle_factory: Callable[[CellJob, WorkerProcess, str], CellHandle] | None = None,
     publish_crash: bool = True,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> CellOutcome:
     """Claim ``job``'s cell and compute it on ``worker``; ``busy`` if a live holder has it,
     ``done`` if it is complete (or its outcome is not to be retried).
 
     A worker that dies mid-cell is published as a ``failed`` record (WorkerCrash), unless
     ``publish_crash`` is False: the try is then only noted (outcome ``crashed``, under the
-    cell's attempts) and the executor may try again."""
+    cell's attempts) and the executor may try again. A worker that dies while ``cancelled()``
+    (the run is being interrupted) publishes nothing."""
     store = store or open_store(job, executor)
     if not should_run(store.status(job.relative_path), job.retry):
         return CellOutcome(job, "done")
@@ -80,7 +82,7 @@ def run_attempt(
         except BaseException:
             store.discard(scratch)
             raise
-        if ended.interrupted:
+        if ended.interrupted or (ended.status is None and cancelled()):
             store.discard(scratch)
             outcome = CellOutcome(job, "interrupted", where=place)
             reporter.finished(handle, outcome)

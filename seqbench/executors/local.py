@@ -81,7 +81,9 @@ class LocalExecutor(Executor):
                     job, waiting = taken
                     told = False
                     while True:
-                        outcome = run_attempt(job, worker, reporter, executor=self.name)
+                        outcome = run_attempt(
+                            job, worker, reporter, executor=self.name, cancelled=cancelled.is_set
+                        )
                         if outcome.status != "busy" or cancelled.is_set():
                             break
                         if not waiting:  # come back to it when the queue is empty
@@ -105,6 +107,16 @@ class LocalExecutor(Executor):
                 cancelled.set()
             finally:
                 worker.close()
+                with lock:
+                    finished.append(worker)
+                all_done_or_interrupted.set()
+
+        finished: list[WorkerProcess] = []
+        all_done_or_interrupted = threading.Event()
+
+        def running() -> bool:
+            with lock:
+                return len(finished) < len(self._workers)
 
         threads_ = [
             threading.Thread(target=slot, args=(w,), name=w.name, daemon=True)
@@ -112,15 +124,18 @@ class LocalExecutor(Executor):
         ]
         for t in threads_:
             t.start()
+        # Wait on an event, not Thread.join: a KeyboardInterrupt inside join() can leave the
+        # thread looking finished (CPython < 3.13), and the slots must get to release their claims.
         try:
-            while any(t.is_alive() for t in threads_):
-                for t in threads_:
-                    t.join(timeout=0.2)
+            while running():
+                all_done_or_interrupted.wait(0.2)
+                all_done_or_interrupted.clear()
         except KeyboardInterrupt:
             cancelled.set()
             self._interrupt_workers()
-            for t in threads_:
-                t.join(timeout=15)
+            deadline = time.monotonic() + 30
+            while running() and time.monotonic() < deadline:
+                time.sleep(0.05)
             raise
         if errors:
             raise errors[0]

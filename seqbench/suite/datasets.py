@@ -68,6 +68,7 @@ def _dataset(
                 closest(section.name, DATASETS),
             )
         fmt = fmt or (registered.format if registered else None)
+        path = _local_copy(ctx, section.name, registered)
     else:
         if section.path is not None:
             key = "path"
@@ -114,6 +115,15 @@ def _dataset(
     )
     resolved = Protocol.model_validate({**protocol, **overrides})
     return i, DatasetPlan(spec=spec, protocol=resolved, overrides=overrides, missing=missing)
+
+
+def _local_copy(ctx: Context, name: str, registered: Any) -> Path | None:
+    """A data-folder copy of a registry dataset's file, used instead of its download: only for
+    entries that pin the file's sha256 (checked when it is read), so that both give the same
+    bytes and the same cell hashes."""
+    remote = registered.remote if registered is not None else None
+    local_name = remote.local_name() if remote is not None else None
+    return folder.find(ctx.data_dir, name, local_name) if local_name else None
 
 
 def _data_folder_file(
@@ -220,7 +230,7 @@ def _text(
     )
     if own_archive:
         remote = getattr(registered, "remote", None)
-        if local or remote is None or not remote.url.endswith(".zip"):
+        if local or remote is None or remote.member is None:  # an archive with members
             problems.add(
                 (*where, "member"),
                 "a member without a path is read from the dataset's own download, and this "

@@ -218,3 +218,33 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
     except OSError:
         return "Z"
+
+
+def test_sigterm_ends_the_run_like_ctrl_c_and_releases_every_claim(tmp_path: Path) -> None:
+    import time
+
+    suite, root = write_suite(tmp_path), tmp_path / "R"
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "seqbench", "run", str(suite), "--results", str(root), "-q"],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    leases = root / "tiny" / ".leases"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (leases.is_dir() and any(leases.iterdir())):
+        time.sleep(0.05)
+    assert leases.is_dir() and any(leases.iterdir()), "no cell was claimed"
+    runner.send_signal(signal.SIGTERM)
+    out, err = runner.communicate(timeout=120)
+    assert runner.returncode == 130, out + err
+    assert "interrupted" in err
+    assert not list(leases.iterdir())  # every claim released
+    assert not list((root / "tiny" / ".tmp").iterdir())  # nothing half-written left
+    for attempt in (root / "tiny" / ".attempts").glob("*/*.json"):
+        assert json.loads(attempt.read_text())["outcome"] == "interrupted"
+    rerun = seqbench("run", str(suite), "--results", str(root), "--quiet")
+    assert rerun.returncode == 0, rerun.stderr
+    done = results(root)
+    assert len(done) == 4 and all(r["status"] == "ok" for r in done.values())
