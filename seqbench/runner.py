@@ -42,6 +42,24 @@ class RunOptions:
     threads: int | None = None  # CPU threads per worker; None: the cores divided among jobs
     retry: tuple[str, ...] = ()  # outcomes (oom, timeout, pruned) to run again
     lease_seconds: float = lease.DEFAULT_LEASE_SECONDS
+    cluster: ClusterOptions = field(default_factory=lambda: ClusterOptions())
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """Where cells run: ``local`` (``RunOptions.jobs`` workers here), ``ray`` or ``slurm``."""
+
+    executor: str = "local"
+    address: str | None = None  # ray: join this cluster; None starts one for the run
+    cpus_per_cell: float = 1.0
+    gpus_per_cell: float = 0.0
+    max_retries: int = 2  # ray/slurm: tries after the process running a cell died
+    slurm_partition: str | None = None
+    slurm_minutes: int = 60
+    slurm_gpus_per_task: int = 0
+    slurm_cpus_per_task: int = 1
+    array_parallelism: int = 64
+    slurm_cluster: str = "slurm"  # "local": submitit's local executor (no Slurm)
 
 
 @dataclass
@@ -155,6 +173,17 @@ def resolve_devices(requested: str) -> list[str]:
     return devices
 
 
+def planned_device(options: RunOptions) -> str:
+    """The device cells will run on: ``--device`` here, or on a cluster what each cell
+    reserves (cuda with GPUs per cell, else cpu)."""
+    cluster = options.cluster
+    if cluster.executor == "ray":
+        return "cuda" if cluster.gpus_per_cell > 0 else "cpu"
+    if cluster.executor == "slurm":
+        return "cuda" if cluster.slurm_gpus_per_task > 0 else "cpu"
+    return resolve_devices(options.device)[0]
+
+
 def device_type(device: str) -> str:
     return device.partition(":")[0]
 
@@ -171,8 +200,7 @@ def with_backends(cells: list[Cell], options: RunOptions) -> list[Cell]:
     from seqbench.models.layers.kernels import resolve_backend
     from seqbench.models.registry import get_model
 
-    devices = resolve_devices(options.device)
-    device = devices[0]
+    device = planned_device(options)
     for cell in cells:  # [train] precision the device cannot run: refused before any work
         check_precision(cell, device)
     return [
@@ -239,7 +267,31 @@ def jobs_for(suite_name: str, planned: list[PlannedCell], options: RunOptions) -
     ]
 
 
-def local_executor(options: RunOptions) -> Executor:
+def make_executor(options: RunOptions) -> Executor:
+    """The executor ``options`` ask for (local by default)."""
+    cluster = options.cluster
+    if cluster.executor == "ray":
+        from seqbench.executors.ray_tasks import RayExecutor
+
+        return RayExecutor(
+            address=cluster.address,
+            cpus_per_cell=cluster.cpus_per_cell,
+            gpus_per_cell=cluster.gpus_per_cell,
+            max_retries=cluster.max_retries,
+            max_attempts=cluster.max_retries + 1,
+        )
+    if cluster.executor == "slurm":
+        from seqbench.executors.slurm import SlurmExecutor
+
+        return SlurmExecutor(
+            partition=cluster.slurm_partition,
+            time_minutes=cluster.slurm_minutes,
+            gpus_per_task=cluster.slurm_gpus_per_task,
+            cpus_per_task=cluster.slurm_cpus_per_task,
+            array_parallelism=cluster.array_parallelism,
+            max_attempts=cluster.max_retries + 1,
+            cluster=cluster.slurm_cluster,
+        )
     from seqbench.executors.local import LocalExecutor
 
     return LocalExecutor(options.jobs, resolve_devices(options.device), options.threads)
@@ -253,7 +305,7 @@ def run_cells(
     executor: Executor | None = None,
 ) -> RunSummary:
     """Run every planned cell whose result is not final (missing, failed, or an outcome named
-    in ``options.retry``) on ``executor`` (default: the local one)."""
+    in ``options.retry``) on ``executor`` (default: the one ``options.cluster`` names)."""
     results = store.SuiteStore(options.results, suite_name, lease_seconds=options.lease_seconds)
     summary = RunSummary(selected=len(planned))
     pending = []
@@ -267,7 +319,7 @@ def run_cells(
         reporter_cells(len(pending))
     if not pending:
         return summary
-    outcomes = (executor or local_executor(options)).run(
+    outcomes = (executor or make_executor(options)).run(
         jobs_for(suite_name, pending, options), reporter
     )
     summarize(outcomes, summary)

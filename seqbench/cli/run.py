@@ -17,6 +17,20 @@ from rich.progress import (
 )
 
 from seqbench.cli.common import err, out, parse_duration, parse_retry, reports_errors
+from seqbench.cli.executor_options import (
+    AddressOption,
+    ArrayParallelismOption,
+    CpusPerCellOption,
+    ExecutorOption,
+    GpusPerCellOption,
+    MaxRetriesOption,
+    SlurmCpusOption,
+    SlurmGpusOption,
+    SlurmPartitionOption,
+    SlurmTimeOption,
+    check_executor,
+    slurm_minutes,
+)
 from seqbench.cli.validate import DataDirOption
 from seqbench.progress import RichBars
 
@@ -193,6 +207,16 @@ def run(
             "their cells at once.",
         ),
     ] = "5m",
+    executor: ExecutorOption = "local",
+    address: AddressOption = None,
+    cpus_per_cell: CpusPerCellOption = 1.0,
+    gpus_per_cell: GpusPerCellOption = 0.0,
+    max_retries: MaxRetriesOption = 2,
+    slurm_partition: SlurmPartitionOption = None,
+    slurm_time: SlurmTimeOption = "60m",
+    slurm_gpus_per_task: SlurmGpusOption = 0,
+    slurm_cpus_per_task: SlurmCpusOption = 1,
+    array_parallelism: ArrayParallelismOption = 64,
     backend: Annotated[
         str,
         typer.Option(
@@ -240,6 +264,18 @@ def run(
         threads=threads,
         retry=parse_retry(retry),
         lease_seconds=parse_duration(lease, "--lease"),
+        cluster=runner.ClusterOptions(
+            executor=check_executor(executor),
+            address=address,
+            cpus_per_cell=cpus_per_cell,
+            gpus_per_cell=gpus_per_cell,
+            max_retries=max_retries,
+            slurm_partition=slurm_partition,
+            slurm_minutes=slurm_minutes(slurm_time),
+            slurm_gpus_per_task=slurm_gpus_per_task,
+            slurm_cpus_per_task=slurm_cpus_per_task,
+            array_parallelism=array_parallelism,
+        ),
     )
     if dry_run:
         cells = runner.with_backends(cells, options)

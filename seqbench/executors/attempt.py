@@ -159,3 +159,37 @@ def _log_tail(path: Path, limit: int = 4000) -> str:
         return path.read_text(encoding="utf-8", errors="replace")[-limit:]
     except OSError:
         return ""
+
+
+def record_lost(job: CellJob, message: str, executor: str, where: str = "") -> CellOutcome:
+    """Publish a ``failed`` record for a cell whose task died for good (the scheduler's retries
+    exhausted), so that the cell and every attempt are recorded and the next run retries it.
+    Nothing is written when the cell was finished meanwhile or another live process holds it."""
+    store = open_store(job, executor)
+    if not should_run(store.status(job.relative_path), job.retry):
+        return CellOutcome(job, "done", where=where, message=message)
+    try:
+        claim = store.claim(job.hash)
+    except CellBusy:
+        return CellOutcome(job, "lost", where=where, message=message)
+    try:
+        scratch = store.scratch(job.hash)
+        data = record.ResultRecord.model_validate(
+            {
+                "schema": record.SCHEMA,
+                "status": "failed",
+                "cell": {"hash": job.hash, "identity": job.identity, **job.cell},
+                "error": {"type": "TaskLost", "message": message, "traceback": ""},
+                "recorded": record.now(),
+            }
+        ).to_json()
+        from seqbench.atomic import write_json
+
+        write_json(scratch / record.RESULT, data)
+        final = store.publish(claim, scratch, job.relative_path, "failed", message, job.retry)
+        published = read_result(final / record.RESULT) or data
+        return CellOutcome(job, "failed", published, final, where, message)
+    except (lease.LeaseLost, PublishRefused):
+        return CellOutcome(job, "lost", where=where, message=message)
+    finally:
+        store.release(claim, "failed", message)
