@@ -30,7 +30,14 @@ def test_list_shows_every_registry_dataset() -> None:
     assert (
         set(rows)
         == set(DATASETS)
-        == {"ml-100k", "ml-1m", "amazon-beauty", "amazon-video-games", "synthetic"}
+        == {
+            "ml-100k",
+            "ml-100k-recbole",
+            "ml-1m",
+            "amazon-beauty",
+            "amazon-video-games",
+            "synthetic",
+        }
     )
     assert rows["ml-1m"]["checksum"] == "md5 published"
     assert rows["amazon-beauty"]["checksum"] == "sha256 recorded on first download"

@@ -63,8 +63,9 @@ def test_the_registry_pins_what_the_shared_copy_holds(shared_data: Path) -> None
 
 @pytest.mark.shared_data
 def test_download_and_local_copy_give_the_same_cell_hashes(
-    served_wheel: list[str], shared_data: Path
+    served_wheel: list[str], shared_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("SEQBENCH_DATA_DIR", raising=False)  # CI sets it: "no data folder" here
     suite_file = REPO / "suites" / "reference-ml100k.toml"
     downloaded = load_suite(suite_file, data_dir=None)
     local = load_suite(suite_file, data_dir=shared_data)
