@@ -1,4 +1,4 @@
-"""Mamba's selective scan in pure PyTorch: the CPU (and fallback) path, lean in memory.
+"""Mamba's selective scan in pure PyTorch: at every slot, or at one readout slot per row.
 
 Arithmetic of ``mamba_ssm``'s ``selective_scan_ref`` (model-reference §2.2, step 5), per batch
 row, channel c and state n, with a zero initial state::
@@ -6,174 +6,255 @@ row, channel c and state n, with a zero initial state::
     s_t[c, n] = exp(Δ_t[c]·A[c, n]) · s_{t−1}[c, n] + Δ_t[c]·B_t[n]·u_t[c]
     y_t[c]    = Σ_n s_t[c, n]·C_t[n] + D[c]·u_t[c]
 
-in float32 whatever the input dtype (the reference upcasts too). Δ arrives already biased and
-soft-plussed, and the gate ``y·SiLU(z)`` is applied by the caller, so that both stay ordinary
-autograd operations (and the Δ and conv hooks of :class:`~seqbench.models.layers.mamba.Mamba`
-see them).
+in float32 whatever the input dtype (float64 stays float64). Δ arrives biased and soft-plussed;
+the gate ``y·SiLU(z)`` is the caller's. Two entry points:
 
-Why a custom autograd function: differentiating the loop with autograd keeps every state
-(B·L·D·N floats, 1.7 GB for batch 2048, L 50, D 128, N 32, several times over), which blows any
-CPU memory budget. Here the forward pass keeps only its inputs; the backward pass recomputes
-the states one batch chunk at a time (chunk chosen so that a chunk's states fit
-``state_budget_bytes``) and walks back through time with the adjoint recursion
+- :func:`selective_scan` gives y at every slot (layers whose every slot is read later);
+- :func:`selective_scan_last` gives y at one slot T per row only (the last layer of a model that
+  reads its output at slot length − 1). Unrolling the recurrence,
+  s_T = Σ_{s ≤ T} exp(A·τ_s)·Δ_s B_s u_s with τ_s = Δ_{s+1} + … + Δ_T, so
+  y_T[c] = Σ_s Δ_s u_s[c] · Σ_n exp(A[c, n] τ_s[c]) B_s[n] C_T[n] + D[c] u_T[c]: one vectorised
+  contraction over (s, n) instead of T sequential steps, and no state is kept for any other slot.
+  Slots after T never enter (the scan is causal), so right padding is ignored exactly.
 
-    g_t = ∂L/∂s_t = g_{t+1}·exp(Δ_{t+1}A) + ∂L/∂y_t ⊗ C_t,
+Both are custom autograd functions that keep only their (batch, L, D)-sized inputs and recompute
+the (batch, L, N, D) decays in the backward pass, one chunk of batch rows at a time (a chunk's
+work tensors hold about ``CHUNK_BYTES``, so they stay in the CPU caches and memory is bounded
+for any batch). Decays are ``exp2`` of log2-scaled exponents (A·log2 e), which is several times
+cheaper than ``exp`` on the CPU and the same number within float rounding. The work tensors are
+laid out (…, N, D) so that the contractions over the state axis are batched vector–matrix
+products. Gradients (g = ∂L/∂y, a_t = exp(Δ_t A)):
 
-from which every input gradient follows in closed form (see ``_backward_chunk``). Memory is then
-bounded by one chunk's states, whatever the batch size. Each time step is a handful of in-place
-tensor operations on time-major (L, B, ·) slices, so no per-sample Python is run.
+- every slot: the adjoint G_t = ∂L/∂s_t = a_{t+1} G_{t+1} + C_t ⊗ g_t, walked back through time;
+  then ∂C_t = Σ_c g_t s_t, ∂(Δu)_t = Σ_n G_t B_t, ∂B_t = Σ_c G_t (Δu)_t, and with
+  q_t = G_t ⊙ a_t ⊙ s_{t−1}: ∂Δ_t (decay part) = Σ_n A q_t, ∂A = Σ_{b,t} Δ_t q_t;
+- readout slot: with K_s[c] = Σ_n E_s[c, n] β_s[n] (E_s = exp(A τ_s), β_s = B_s ⊙ C_T) and
+  w_s = g ⊙ Δ_s u_s: ∂(Δu)_s = g ⊙ K_s, ∂β_s = Σ_c w_s E_s, and with Z_s = w_s ⊗ β_s ⊙ E_s:
+  ∂τ_s = Σ_n A Z_s, ∂A = Σ_{b,s} τ_s Z_s; τ's gradient reaches Δ through its suffix sums.
+
+:mod:`seqbench.models.layers.scan_reference` keeps the step-by-step scan these are tested against.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-#: Upper bound of the states a backward chunk keeps (L × chunk × D × N float32 values).
-STATE_BUDGET_BYTES = 192 * 2**20
-#: Batch rows processed together in the forward loop (keeps a step's tensors in the CPU cache).
-FORWARD_CHUNK = 256
+#: About the size of one (rows × L × N × D) work tensor of a batch chunk (CPU cache sized).
+CHUNK_BYTES = 8 * 2**20
+LOG2_E = 1.0 / math.log(2.0)
 
 
 def selective_scan(
+    u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Tensor | None = None
+) -> Tensor:
+    """The scan at every slot, batch-first: u, delta (batch, L, D); A (D, N); B, C (batch, L, N);
+    D (D,). Returns y (batch, L, D) in ``u``'s dtype."""
+    _check(u, delta, A, B, C.shape == B.shape, "C (batch, L, N)")
+    dtype, compute = u.dtype, _compute_dtype(u)
+    u, delta, B, C = (t.to(compute) for t in (u, delta, B, C))
+    y = _EverySlot.apply(delta * u, delta, A.to(compute), B, C)
+    if D is not None:
+        y = y + u * D.to(compute)
+    return y.to(dtype)
+
+
+def selective_scan_last(
     u: Tensor,
     delta: Tensor,
     A: Tensor,
     B: Tensor,
-    C: Tensor,
-    D: Tensor | None = None,
-    *,
-    state_budget_bytes: int = STATE_BUDGET_BYTES,
+    C_last: Tensor,
+    D: Tensor | None,
+    last: Tensor,
 ) -> Tensor:
-    """The scan, batch-first: u, delta (batch, L, D); A (D, N); B, C (batch, L, N); D (D,).
+    """The scan's output at slot ``last`` (batch,) of each row only: u, delta (batch, L, D);
+    A (D, N); B (batch, L, N); C_last (batch, N), C at that slot; D (D,). Returns (batch, D),
+    equal to ``selective_scan(u, delta, A, B, C, D)[arange(batch), last]`` within float rounding
+    for any C whose row ``last`` is C_last; slots after ``last`` are never read."""
+    batch, length = u.shape[:2]
+    _check(u, delta, A, B, C_last.shape == (batch, A.shape[1]), "C_last (batch, N)")
+    if last.shape != (batch,):
+        raise ValueError(f"last must be (batch,) = ({batch},), got {tuple(last.shape)}")
+    dtype, compute = u.dtype, _compute_dtype(u)
+    u, delta, B, C_last = (t.to(compute) for t in (u, delta, B, C_last))
+    upto = torch.arange(length, device=u.device)[None, :] <= last[:, None]  # (batch, L)
+    delta = delta * upto[:, :, None]  # Δ = 0 after the readout slot: no decay, no input there
+    # τ_s = Δ_{s+1} + … + Δ_T: suffix sums, each accurate relative to itself
+    suffix = delta.flip(1).cumsum(1).flip(1)
+    tau = F.pad(suffix[:, 1:], (0, 0, 0, 1))
+    beta = B * C_last[:, None, :]
+    y = _ReadoutSlot.apply(delta * u, tau, beta, A.to(compute))
+    if D is not None:
+        u_last = u.gather(1, last.view(-1, 1, 1).expand(-1, 1, u.shape[2])).squeeze(1)
+        y = y + u_last * D.to(compute)
+    return y.to(dtype)
 
-    Returns y (batch, L, D) in ``u``'s dtype, computed in float32 (float64 inputs in float64).
-    """
+
+def _compute_dtype(u: Tensor) -> torch.dtype:
+    return torch.promote_types(u.dtype, torch.float32)
+
+
+def _check(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, c_fits: bool, c_shape: str) -> None:
     if u.shape != delta.shape or u.dim() != 3:
         raise ValueError(f"u and delta must both be (batch, L, D); got {u.shape}, {delta.shape}")
     batch, length, channels = u.shape
-    if A.shape[0] != channels or B.shape != (batch, length, A.shape[1]) or B.shape != C.shape:
+    if A.dim() != 2 or A.shape[0] != channels or B.shape != (batch, length, A.shape[1]):
         raise ValueError(
-            f"shapes do not fit: u {tuple(u.shape)}, A {tuple(A.shape)}, B {tuple(B.shape)}, "
-            f"C {tuple(C.shape)}; expected A (D, N) and B, C (batch, L, N)"
+            f"shapes do not fit: u {tuple(u.shape)}, A {tuple(A.shape)}, B {tuple(B.shape)}; "
+            f"expected A (D, N), B (batch, L, N) and {c_shape}"
         )
-    dtype = u.dtype
-    compute = torch.promote_types(dtype, torch.float32)  # float64 stays float64
-    if D is None:
-        D = u.new_zeros(channels)
-    # time-major contiguous copies: one time step is then one contiguous slice
-    tm = [t.to(compute).transpose(0, 1).contiguous() for t in (u, delta, B, C)]
-    y = _SelectiveScan.apply(*tm[:2], A.to(compute), *tm[2:], D.to(compute), state_budget_bytes)
-    return y.transpose(0, 1).to(dtype)
+    if not c_fits:
+        raise ValueError(f"C does not fit: expected {c_shape}")
 
 
-class _SelectiveScan(torch.autograd.Function):
+def _chunk_rows(length: int, n_state: int, channels: int, itemsize: int) -> int:
+    """Batch rows per chunk: one (rows, L, N, D) work tensor holds about CHUNK_BYTES."""
+    return max(1, CHUNK_BYTES // (length * n_state * channels * itemsize))
+
+
+class _Workspace:
+    """Reusable flat buffers, viewed as contiguous (…, N, D) tensors of any smaller chunk."""
+
+    def __init__(self, numel: int, like: Tensor, count: int) -> None:
+        self.buffers = [like.new_empty(numel) for _ in range(count)]
+
+    def view(self, i: int, *shape: int) -> Tensor:
+        return self.buffers[i][: math.prod(shape)].view(shape)
+
+
+class _EverySlot(torch.autograd.Function):
+    """y_t = Σ_n C_t[n] s_t[·, n] for every slot (the D skip is the caller's), batch-first
+    inputs v = Δ·u, Δ (b, L, D), A (D, N), B, C (b, L, N). Work tensors are time-major
+    (L, rows, N, D), so that each step of the recurrence is one contiguous slice."""
+
     @staticmethod
     def forward(  # type: ignore[override]
         ctx: torch.autograd.function.FunctionCtx,
-        u: Tensor,
+        v: Tensor,
         delta: Tensor,
         A: Tensor,
         B: Tensor,
         C: Tensor,
-        D: Tensor,
-        state_budget_bytes: int,
     ) -> Tensor:
-        batch = u.shape[1]
-        y = torch.empty_like(u)
-        for lo in range(0, batch, FORWARD_CHUNK):
-            hi = min(lo + FORWARD_CHUNK, batch)
-            _forward_chunk(u[:, lo:hi], delta[:, lo:hi], A, B[:, lo:hi], C[:, lo:hi], y[:, lo:hi])
-        y.addcmul_(u, D)
-        ctx.save_for_backward(u, delta, A, B, C, D)
-        ctx.state_budget_bytes = state_budget_bytes  # type: ignore[attr-defined]
+        batch, length, channels = v.shape
+        n_state = A.shape[1]
+        rows = _chunk_rows(length, n_state, channels, v.element_size())
+        a2 = (A * LOG2_E).T.contiguous()  # (N, D)
+        y = torch.empty_like(v)
+        work = _Workspace(length * min(rows, batch) * n_state * channels, v, 2)
+        vt, dt, bt, ct = (t.transpose(0, 1) for t in (v, delta, B, C))  # (L, b, ·) views
+        for lo in range(0, batch, rows):
+            hi = min(lo + rows, batch)
+            shape = (length, hi - lo, n_state, channels)
+            decay, states = work.view(0, *shape), work.view(1, *shape)
+            _states(dt[:, lo:hi], vt[:, lo:hi], bt[:, lo:hi], a2, decay, states)
+            out = torch.bmm(
+                ct[:, lo:hi].reshape(-1, 1, n_state), states.view(-1, n_state, channels)
+            )
+            y[lo:hi] = out.view(length, hi - lo, channels).transpose(0, 1)
+        ctx.save_for_backward(v, delta, A, B, C)
         return y
 
     @staticmethod
     def backward(  # type: ignore[override]
         ctx: torch.autograd.function.FunctionCtx, grad_y: Tensor
-    ) -> tuple[Tensor | None, ...]:
-        u, delta, A, B, C, D = ctx.saved_tensors  # type: ignore[attr-defined]
-        grad_y = grad_y.contiguous()
-        length, batch, channels = u.shape
+    ) -> tuple[Tensor, ...]:
+        v, delta, A, B, C = ctx.saved_tensors  # type: ignore[attr-defined]
+        batch, length, channels = v.shape
         n_state = A.shape[1]
-        per_row = length * channels * n_state * u.element_size()
-        chunk = max(1, min(batch, ctx.state_budget_bytes // per_row))  # type: ignore[attr-defined]
-        grad_u = torch.empty_like(u)
-        grad_delta = torch.empty_like(delta)
-        grad_B = torch.empty_like(B)
-        grad_C = torch.empty_like(C)
-        grad_A = torch.zeros_like(A)
-        for lo in range(0, batch, chunk):
-            rows = slice(lo, min(lo + chunk, batch))
-            _backward_chunk(
-                u[:, rows], delta[:, rows], A, B[:, rows], C[:, rows], grad_y[:, rows],
-                grad_u[:, rows], grad_delta[:, rows], grad_A, grad_B[:, rows], grad_C[:, rows],
-            )  # fmt: skip
-        grad_u.addcmul_(grad_y, D)
-        grad_D = (grad_y * u).sum((0, 1))
-        return grad_u, grad_delta, grad_A, grad_B, grad_C, grad_D, None
+        rows = _chunk_rows(length, n_state, channels, v.element_size())
+        a2 = (A * LOG2_E).T.contiguous()
+        a_t = A.T.contiguous()
+        gy = grad_y.transpose(0, 1)  # (L, b, D) view
+        grad_v, grad_delta = torch.empty_like(v), torch.empty_like(v)
+        grad_b, grad_c = torch.empty_like(B), torch.empty_like(B)
+        grad_a = v.new_zeros(n_state, channels)
+        work = _Workspace(length * min(rows, batch) * n_state * channels, v, 4)
+        vt, dt, bt, ct = (t.transpose(0, 1) for t in (v, delta, B, C))
+        for lo in range(0, batch, rows):
+            hi = min(lo + rows, batch)
+            r = slice(lo, hi)
+            shape = (length, hi - lo, n_state, channels)
+            decay, states, adjoint, scratch = (work.view(i, *shape) for i in range(4))
+            _states(dt[:, r], vt[:, r], bt[:, r], a2, decay, states)
+            torch.mul(ct[:, r, :, None], gy[:, r, None, :], out=adjoint)
+            for t in range(length - 2, -1, -1):
+                adjoint[t].addcmul_(decay[t + 1], adjoint[t + 1])
+            flat = adjoint.view(-1, n_state, channels)
+            out = torch.bmm(bt[:, r].reshape(-1, 1, n_state), flat)
+            grad_v[r] = out.view(length, hi - lo, channels).transpose(0, 1)
+            grad_c[r] = torch.mul(states, gy[:, r, None, :], out=scratch).sum(-1).transpose(0, 1)
+            grad_b[r] = torch.mul(adjoint, vt[:, r, None, :], out=scratch).sum(-1).transpose(0, 1)
+            q = decay.mul_(adjoint)  # G_t ⊙ a_t, then ⊙ s_{t−1} (s_{−1} = 0)
+            q[1:].mul_(states[:-1])
+            q[0].zero_()
+            grad_delta[r] = torch.mul(q, a_t, out=scratch).sum(2).transpose(0, 1)
+            grad_a += torch.mul(q, dt[:, r, None, :], out=scratch).sum((0, 1))
+        return grad_v, grad_delta, grad_a.T, grad_b, grad_c
 
 
-def _forward_chunk(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, y: Tensor) -> None:
-    """Writes Σ_n s_t·C_t into ``y`` (time-major views of one batch chunk)."""
-    length, rows, channels = u.shape
-    state = u.new_zeros(rows, channels, A.shape[1])
-    decay = torch.empty_like(state)
-    drive = delta * u  # Δ_t·u_t, (L, rows, D)
-    for t in range(length):
-        torch.mul(delta[t].unsqueeze(-1), A, out=decay).exp_()
-        state.mul_(decay).addcmul_(drive[t].unsqueeze(-1), B[t].unsqueeze(1))
-        torch.bmm(state, C[t].unsqueeze(-1), out=y[t].unsqueeze(-1))
+def _states(delta: Tensor, v: Tensor, B: Tensor, a2: Tensor, decay: Tensor, states: Tensor) -> None:
+    """Fill ``decay`` with a_t = 2^(Δ_t·A·log2 e) and ``states`` with s_t, time-major
+    (L, rows, N, D); inputs (L, rows, ·) views."""
+    torch.mul(delta[:, :, None, :], a2, out=decay).exp2_()
+    torch.mul(B[..., None], v[:, :, None, :], out=states)  # the inputs Δ_t u_t ⊗ B_t
+    for t in range(1, delta.shape[0]):
+        states[t].addcmul_(decay[t], states[t - 1])
 
 
-def _backward_chunk(
-    u: Tensor,
-    delta: Tensor,
-    A: Tensor,
-    B: Tensor,
-    C: Tensor,
-    grad_y: Tensor,
-    grad_u: Tensor,
-    grad_delta: Tensor,
-    grad_A: Tensor,
-    grad_B: Tensor,
-    grad_C: Tensor,
-) -> None:
-    """Gradients of one batch chunk; ``grad_A`` accumulates, the others are written.
+class _ReadoutSlot(torch.autograd.Function):
+    """y[b, c] = Σ_s v[b, s, c] Σ_n exp(A[c, n] τ[b, s, c]) β[b, s, n] for batch-first v = Δ·u,
+    τ (b, L, D), β = B ⊙ C_T (b, L, N) and A (D, N); work tensors (rows, L, N, D)."""
 
-    With x_t = Δ_t u_t ⊗ B_t, a_t = exp(Δ_t A) and the adjoint g_t = ∂L/∂s_t:
-    ∂L/∂C_t = Σ_c gy_t[c] s_t[c, :];  ∂L/∂B_t = Σ_c g_t[c, :] Δ_t[c] u_t[c];
-    ∂L/∂u_t = Δ_t Σ_n g_t B_t;  ∂L/∂Δ_t = u_t Σ_n g_t B_t + Σ_n A·h_t;
-    ∂L/∂A = Σ_{b,t} Δ_t h_t  with h_t = g_t ⊙ s_{t−1} ⊙ a_t.
-    """
-    length, rows, channels = u.shape
-    n_state = A.shape[1]
-    states = u.new_empty(length, rows, channels, n_state)
-    drive = delta * u
-    decay = u.new_empty(rows, channels, n_state)
-    state = u.new_zeros(rows, channels, n_state)  # s_0
-    for t in range(length):  # recompute s_1..s_L, each written in place
-        torch.mul(delta[t].unsqueeze(-1), A, out=decay).exp_()
-        torch.mul(states[t - 1] if t else state, decay, out=states[t])
-        states[t].addcmul_(drive[t].unsqueeze(-1), B[t].unsqueeze(1))
-    adjoint = u.new_zeros(rows, channels, n_state)
-    h = torch.empty_like(adjoint)
-    weighted = torch.zeros_like(adjoint)  # Σ_t Δ_t h_t, reduced over the rows at the end
-    grad_drive = u.new_empty(rows, channels, 1)
-    for t in range(length - 1, -1, -1):
-        adjoint.addcmul_(grad_y[t].unsqueeze(-1), C[t].unsqueeze(1))
-        torch.bmm(grad_y[t].unsqueeze(1), states[t], out=grad_C[t].unsqueeze(1))
-        torch.bmm(drive[t].unsqueeze(1), adjoint, out=grad_B[t].unsqueeze(1))
-        torch.bmm(adjoint, B[t].unsqueeze(-1), out=grad_drive)
-        g_drive = grad_drive.squeeze(-1)
-        torch.mul(g_drive, delta[t], out=grad_u[t])
-        torch.mul(g_drive, u[t], out=grad_delta[t])
-        if t == 0:
-            break  # s_0 = 0: no decay term
-        torch.mul(delta[t].unsqueeze(-1), A, out=decay).exp_()
-        torch.mul(adjoint, states[t - 1], out=h).mul_(decay)
-        weighted.addcmul_(h, delta[t].unsqueeze(-1))
-        grad_delta[t].add_(h.mul_(A).sum(-1))
-        adjoint.mul_(decay)
-    grad_A.add_(weighted.sum(0))
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, v: Tensor, tau: Tensor, beta: Tensor, A: Tensor
+    ) -> Tensor:
+        batch, length, channels = v.shape
+        n_state = A.shape[1]
+        rows = _chunk_rows(length, n_state, channels, v.element_size())
+        a2 = (A * LOG2_E).T.contiguous()
+        kernel = v.new_empty(batch, length, channels)  # K_s = Σ_n E_s β_s
+        work = _Workspace(length * min(rows, batch) * n_state * channels, v, 1)
+        for lo in range(0, batch, rows):
+            hi = min(lo + rows, batch)
+            weights = work.view(0, hi - lo, length, n_state, channels)
+            torch.mul(tau[lo:hi, :, None, :], a2, out=weights).exp2_()
+            out = torch.bmm(
+                beta[lo:hi].reshape(-1, 1, n_state), weights.view(-1, n_state, channels)
+            )
+            kernel[lo:hi] = out.view(hi - lo, length, channels)
+        ctx.save_for_backward(v, tau, beta, A, kernel)
+        return (v * kernel).sum(1)
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, grad_y: Tensor
+    ) -> tuple[Tensor, ...]:
+        v, tau, beta, A, kernel = ctx.saved_tensors  # type: ignore[attr-defined]
+        batch, length, channels = v.shape
+        n_state = A.shape[1]
+        rows = _chunk_rows(length, n_state, channels, v.element_size())
+        a2 = (A * LOG2_E).T.contiguous()
+        a_t = A.T.contiguous()
+        grad_v = grad_y[:, None, :] * kernel
+        w = grad_y[:, None, :] * v  # ∂L/∂K
+        grad_tau = torch.empty_like(v)
+        grad_beta = torch.empty_like(beta)
+        grad_a = v.new_zeros(n_state, channels)
+        work = _Workspace(length * min(rows, batch) * n_state * channels, v, 2)
+        for lo in range(0, batch, rows):
+            hi = min(lo + rows, batch)
+            shape = (hi - lo, length, n_state, channels)
+            weights, scratch = work.view(0, *shape), work.view(1, *shape)
+            torch.mul(tau[lo:hi, :, None, :], a2, out=weights).exp2_()
+            w_r = w[lo:hi, :, None, :]
+            grad_beta[lo:hi] = torch.mul(weights, w_r, out=scratch).sum(-1)
+            z = weights.mul_(beta[lo:hi, :, :, None]).mul_(w_r)  # ∂L/∂(A τ)
+            grad_tau[lo:hi] = torch.mul(z, a_t, out=scratch).sum(2)
+            grad_a += torch.mul(z, tau[lo:hi, :, None, :], out=scratch).sum((0, 1))
+        return grad_v, grad_tau, grad_beta, grad_a.T
