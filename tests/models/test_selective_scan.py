@@ -119,7 +119,7 @@ def test_chunks_of_one_row_give_the_same_numbers(
     last = readout_slots(6, 9)
     results = []
     for budget in (1, 10**9):
-        monkeypatch.setattr(fast, "CHUNK_BYTES", budget)
+        monkeypatch.setattr(fast, "CHUNK_BYTES", dict.fromkeys(fast.CHUNK_BYTES, budget))
         if scan == "every_slot":
             y = selective_scan(*args)
         else:
@@ -127,6 +127,33 @@ def test_chunks_of_one_row_give_the_same_numbers(
         results.append((y, *torch.autograd.grad(y.square().sum(), args)))
     for one, other in zip(*results, strict=True):
         torch.testing.assert_close(one, other, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("softplus", [False, True])
+def test_delta_bias_and_softplus_inside_the_scans(softplus: bool) -> None:
+    """As mamba_ssm's selective_scan_fn: Δ = softplus(Δ_in + bias), or Δ_in + bias."""
+    u, delta, A, B, C, D = inputs(4, 9, 6, 5, seed=6)
+    pre = (delta.detach() - 0.5 if softplus else delta.detach()).requires_grad_()
+    bias = (torch.rand(6, generator=torch.Generator().manual_seed(1)) * 0.2).requires_grad_()
+    ref_delta = F.softplus(pre + bias) if softplus else pre + bias  # > 0 either way
+    last = readout_slots(4, 9)
+    rows = torch.arange(4)
+    kwargs = {"delta_bias": bias, "delta_softplus": softplus}
+    ours = [
+        selective_scan(u, pre, A, B, C, D, **kwargs),  # type: ignore[arg-type]
+        selective_scan_last(u, pre, A, B, C[rows, last], D, last, **kwargs),  # type: ignore[arg-type]
+    ]
+    ref = naive_scan(u, ref_delta, A, B, C, D)
+    args = [u, pre, A, B, C, D, bias]
+    for mine, theirs in zip(ours, [ref, ref[rows, last]], strict=True):
+        assert relative_error(mine, theirs) < 1e-5
+        weights = torch.randn(mine.shape, generator=torch.Generator().manual_seed(4))
+        for g, r in zip(
+            torch.autograd.grad((mine * weights).sum(), args),
+            torch.autograd.grad((theirs * weights.double()).sum(), args, retain_graph=True),
+            strict=True,
+        ):
+            assert relative_error(g, r) < 1e-5
 
 
 def test_fast_scan_equals_the_reference_scan() -> None:

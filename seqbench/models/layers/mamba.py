@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seqbench.models.layers.causal_conv import causal_conv1d
 from seqbench.models.layers.kernels import Backend, require_kernels
 from seqbench.models.layers.selective_scan import selective_scan, selective_scan_last
 from seqbench.models.layers.slots import gather_slots
@@ -132,16 +133,11 @@ class Mamba(nn.Module):
     def conv(self, x: Tensor) -> Tensor:
         """SiLU(pre_activation(causal depthwise convolution)): (B, L, d_inner) → (B, L, d_inner);
         zero history before slot 0, as ``F.conv1d`` with left padding d_conv − 1
-        (``causal_conv1d_ref``)."""
-        length = x.shape[1]
-        out = F.conv1d(
-            x.transpose(1, 2), self.conv1d.weight, self.conv1d.bias,
-            padding=self.d_conv - 1, groups=self.d_inner,
-        )  # fmt: skip
-        out = out[..., :length].transpose(1, 2)
-        if self.filters.pre_activation is not None:
-            out = self.filters.pre_activation(out)
-        return F.silu(out)
+        (``causal_conv1d_ref``; :func:`~seqbench.models.layers.causal_conv.causal_conv1d`)."""
+        pre_activation = self.filters.pre_activation
+        if pre_activation is None:
+            return causal_conv1d(x, self.conv1d.weight, self.conv1d.bias, silu=True)
+        return F.silu(pre_activation(causal_conv1d(x, self.conv1d.weight, self.conv1d.bias)))
 
     def project(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """x_proj split into (δ (B, L, dt_rank), B (B, L, d_state), C (B, L, d_state))."""
@@ -178,8 +174,10 @@ class Mamba(nn.Module):
         x, z = self.in_proj(hidden).chunk(2, dim=-1)
         x = self.conv(x)
         dt, B, C = self.project(x)
-        delta = self.delta(dt)
-        y = selective_scan(x, delta, self.A(), B, C, self.D.to(delta.dtype))
+        y = selective_scan(
+            x, self.delta_pre_bias(dt), self.A(), B, C, self.D,
+            delta_bias=self.dt_proj.bias, delta_softplus=True,
+        )  # fmt: skip
         return self.gate(y, z)
 
     def readout(self, hidden: Tensor, at: Tensor) -> Tensor:
@@ -195,8 +193,10 @@ class Mamba(nn.Module):
         w_dtb, w_c = self.x_proj.weight.split([self.dt_rank + self.d_state, self.d_state])
         dt, B = F.linear(x, w_dtb).split([self.dt_rank, self.d_state], dim=-1)
         C_at = F.linear(gather_slots(x, at), w_c)
-        delta = self.delta(dt)
-        y = selective_scan_last(x, delta, self.A(), B, C_at, self.D.to(delta.dtype), at)
+        y = selective_scan_last(
+            x, self.delta_pre_bias(dt), self.A(), B, C_at, self.D, at,
+            delta_bias=self.dt_proj.bias, delta_softplus=True,
+        )  # fmt: skip
         return self.gate(y, F.linear(gather_slots(hidden, at), w_z, b_z))
 
     def _check_backend(self) -> None:
