@@ -1,6 +1,7 @@
-"""The selective scan alone: seqbench's scan (custom backward with chunked recomputation)
-against a naive per-step loop differentiated by autograd, and against the mamba_ssm kernel
-when a CUDA GPU with it is present.
+"""The selective scan alone: seqbench's scans — every slot (``seqbench``), one readout slot per
+row (``readout``, the last row's slot chosen at random, half the rows full length) and the
+step-by-step reference (``reference``) — against a naive per-step loop differentiated by
+autograd, and against the mamba_ssm kernel when a CUDA GPU with it is present.
 
     python benchmarks/scan.py --out benchmarks/results/scan_cpu.json [--device cuda]
 
@@ -48,7 +49,8 @@ def naive(u, delta, A, B, C, D):  # type: ignore[no-untyped-def]
 def measure(impl: str, batch: int, length: int, device: str, repeats: int) -> dict:
     import torch
 
-    from seqbench.models.layers.selective_scan import selective_scan
+    from seqbench.models.layers.scan_reference import selective_scan_reference
+    from seqbench.models.layers.selective_scan import selective_scan, selective_scan_last
 
     torch.manual_seed(0)
     dev = torch.device(device)
@@ -58,8 +60,21 @@ def measure(impl: str, batch: int, length: int, device: str, repeats: int) -> di
     B, C = torch.randn(batch, length, 32, device=dev), torch.randn(batch, length, 32, device=dev)
     D = torch.randn(128, device=dev)
     args = [t.requires_grad_() for t in (u, delta, A, B, C, D)]
+    last = torch.randint(0, length, (batch,), device=dev)
+    last[: batch // 2] = length - 1
+
+    def at_last(y: torch.Tensor) -> torch.Tensor:  # the readout's slots of a full output
+        return y[torch.arange(y.shape[0], device=dev), last[: y.shape[0]]]
+
     if impl == "seqbench":
         fn = selective_scan
+    elif impl == "readout":
+
+        def fn(u, delta, A, B, C, D):  # type: ignore[no-untyped-def]
+            n = u.shape[0]
+            return selective_scan_last(u, delta, A, B, at_last(C), D, last[:n])
+    elif impl == "reference":
+        fn = selective_scan_reference
     elif impl == "naive":
         fn = naive
     else:
@@ -105,7 +120,7 @@ def measure(impl: str, batch: int, length: int, device: str, repeats: int) -> di
         return part.to(dtype).clone().requires_grad_()
 
     small = [head(a, torch.float64) for a in args]
-    ref = naive(*small)
+    ref = naive(*small) if impl != "readout" else at_last(naive(*small))
     ref_grads = torch.autograd.grad(ref.square().sum(), small)
     mine_in = [head(a, torch.float32) for a in args]
     mine = fn(*mine_in)
@@ -136,7 +151,8 @@ def main() -> None:
 
     from seqbench import environment
 
-    impls = ["seqbench", "naive"] + (["mamba_ssm"] if args.device.startswith("cuda") else [])
+    impls = ["seqbench", "readout", "reference", "naive"]
+    impls += ["mamba_ssm"] if args.device.startswith("cuda") else []
     runs = []
     for length in map(int, args.lengths.split(",")):
         for impl in impls:

@@ -287,7 +287,7 @@ def test_parity_code_paths_on_cpu_stand_ins(tmp_path: Path) -> None:
     assert {(b["L"], b["case"]) for b in record["blocks"]} == {
         (length, case)
         for length in (50, 200)
-        for case in ("fused", "delta_hook", "conv_hook", "delta_and_conv_hooks")
+        for case in ("fused", "delta_filter", "pre_activation", "filters_and_norm")
     }
     assert "input" in record["blocks"][0]["grad_max_rel"]
     assert [m["model"] for m in record["models"]] == ["mamba4rec", "echomamba4rec"]

@@ -9,8 +9,9 @@ measurement and are not tuned afterwards.
 (a) One Mamba block (seqbench.models.layers.mamba.Mamba; d_model 64, d_state 32, d_conv 4,
     expand 2; batch 64; L 50 and 200), the same weights and inputs on backend "torch" and
     "mamba_ssm": the forward outputs, and the gradients of every parameter and of the input for a
-    fixed random cotangent. Four cases per length: no hook (``mamba_inner_fn``, the fused path),
-    a delta_hook, a conv_hook, and both (``causal_conv1d_fn`` + ``selective_scan_fn``, the
+    fixed random cotangent, and the readout at one slot per row. Four cases per length: no
+    optional part (``mamba_inner_fn``, the fused path), a Δ filter, a pre-activation filter, and
+    both filters with the SSM LayerNorm (``causal_conv1d_fn`` + ``selective_scan_fn``, the
     unfused path).
 (b) Whole models (Mamba4Rec, EchoMamba4Rec, official parameters): trained for TRAIN_EPOCHS epochs
     with one backend (``--train-backend``, default mamba_ssm) through seqbench's trainer, then the
@@ -98,7 +99,7 @@ def reference_kernels() -> Any:
 
     import torch.nn.functional as F
 
-    from seqbench.models.layers.selective_scan import selective_scan
+    from seqbench.models.layers.scan_reference import selective_scan_reference
 
     def conv(x: Any, weight: Any, bias: Any = None, activation: Any = None) -> Any:
         width = weight.shape[-1]
@@ -113,7 +114,7 @@ def reference_kernels() -> Any:
         if delta_softplus:
             delta = F.softplus(delta)
         t = lambda a: a.transpose(1, 2)  # noqa: E731
-        y = t(selective_scan(t(u), t(delta), A, t(B), t(C), D))
+        y = t(selective_scan_reference(t(u), t(delta), A, t(B), t(C), D))
         return y * F.silu(z) if z is not None else y
 
     def inner(xz, conv1d_weight, conv1d_bias, x_proj_weight, delta_proj_weight,  # type: ignore[no-untyped-def]
@@ -136,11 +137,15 @@ def reference_kernels() -> Any:
 
 # ---- (a) one block -------------------------------------------------------------------------------
 
-HOOKS = {
-    "fused": (None, None),
-    "delta_hook": (lambda d: 0.5 * d + 0.1, None),
-    "conv_hook": (None, lambda x: x * torch_tanh(x)),
-    "delta_and_conv_hooks": (lambda d: 0.5 * d + 0.1, lambda x: x * torch_tanh(x)),
+CASES: dict[str, dict[str, Any]] = {  # the Mamba block's optional parts (constructor arguments)
+    "fused": {},
+    "delta_filter": {"delta_filter": lambda d: 0.5 * d + 0.1},
+    "pre_activation": {"pre_activation": lambda x: x * torch_tanh(x)},
+    "filters_and_norm": {
+        "delta_filter": lambda d: 0.5 * d + 0.1,
+        "pre_activation": lambda x: x * torch_tanh(x),
+        "ssm_norm": True,
+    },
 }
 
 
@@ -156,18 +161,20 @@ def block_case(length: int, case: str, device: Any) -> dict[str, Any]:
     from seqbench.models.layers.mamba import Mamba
 
     torch.manual_seed(SEED + length)
-    block = Mamba(**BLOCK).to(device)
-    block.delta_hook, block.conv_hook = HOOKS[case]
+    block = Mamba(**BLOCK, **CASES[case]).to(device)
     h = torch.randn(BLOCK_BATCH, length, BLOCK["d_model"], device=device)
+    at = torch.randint(0, length, (BLOCK_BATCH,), device=device)
     cotangent = torch.randn(BLOCK_BATCH, length, BLOCK["d_model"], device=device)
     names = ["input", *(name for name, _ in block.named_parameters())]
-    outs, grads = {}, {}
+    outs, grads, readouts = {}, {}, {}
     for backend in ("torch", "mamba_ssm"):
         block.backend = backend  # type: ignore[assignment]
         x = h.clone().requires_grad_()
         out = block(x)
         grads[backend] = torch.autograd.grad((out * cotangent).sum(), [x, *block.parameters()])
         outs[backend] = out.detach()
+        with torch.no_grad():
+            readouts[backend] = block.readout(h, at)
     grad_rel = {
         name: rel(k, t)
         for name, k, t in zip(names, grads["mamba_ssm"], grads["torch"], strict=True)
@@ -179,6 +186,7 @@ def block_case(length: int, case: str, device: Any) -> dict[str, Any]:
         **BLOCK,
         "forward_max_abs": float((outs["mamba_ssm"] - outs["torch"]).abs().max()),
         "forward_scale": float(outs["torch"].abs().max()),
+        "readout_max_abs": float((readouts["mamba_ssm"] - readouts["torch"]).abs().max()),
         "grad_max_rel": grad_rel,
         "grad_max_rel_worst": max(grad_rel.values()),
     }
@@ -296,6 +304,7 @@ def checks_of(blocks: list[dict[str, Any]], models: list[dict[str, Any]]) -> lis
     for b in blocks:
         where = f"block L={b['L']} {b['case']}"
         check(f"{where}: forward max abs diff", b["forward_max_abs"], FORWARD_MAX_ABS)
+        check(f"{where}: readout max abs diff", b["readout_max_abs"], FORWARD_MAX_ABS)
         for name, value in b["grad_max_rel"].items():
             check(f"{where}: grad {name} max rel diff", value, GRAD_MAX_REL)
     for m in models:
@@ -352,7 +361,7 @@ def main() -> int:
     blocks: list[dict[str, Any]] = []
     if not args.skip_blocks:
         for length in BLOCK_LENGTHS:
-            for case in HOOKS:
+            for case in CASES:
                 blocks.append(block_case(length, case, device))
                 b = blocks[-1]
                 print(

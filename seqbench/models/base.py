@@ -6,11 +6,12 @@ representation read out at slot ``length − 1`` (B, d); scores are its dot prod
 item table (n_items + 1 rows, row 0 = padding), tied to the input embedding where the official
 code ties them.
 
-The training objective is the model's :meth:`~SequentialRecommender.criterion`, chosen by the
-trainer with :meth:`~SequentialRecommender.set_loss` (``[train] loss``): "ce" (the default, also
-for a model whose ``set_loss`` was never called) is RecBole's softmax cross-entropy over the
-whole item table; "bce" and "bpr" score the target against sampled negatives
-(:mod:`seqbench.losses`) through :meth:`~SequentialRecommender.score_items`.
+The training objective is the model's :meth:`~SequentialRecommender.criterion`, a
+:class:`seqbench.losses.Criterion` chosen by the trainer with
+:meth:`~SequentialRecommender.set_loss` (``[train] loss``): "ce" (the default, also for a model
+whose ``set_loss`` was never called) is RecBole's softmax cross-entropy over the whole item
+table; "bce" and "bpr" score the target against sampled negatives through
+:meth:`~SequentialRecommender.score_items`.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from seqbench.losses import LOSS_KINDS, sample_negatives, sampled_loss
+from seqbench.losses import Criterion
+from seqbench.models.layers.slots import gather_slots
+from seqbench.models.registry import FULL, MODELS, ModelParams
 
 if TYPE_CHECKING:
     from seqbench.data.dataset import SequentialDataset
@@ -36,27 +38,25 @@ class SequentialRecommender(nn.Module):
 
     spec_name: ClassVar[str] = ""
     trainable: ClassVar[bool] = True
-    #: The training criterion (see :meth:`set_loss`); class defaults until the trainer sets it.
-    loss_kind: str = "ce"
-    loss_negatives: int = 1
+    #: The training criterion (see :meth:`set_loss`); the class default until the trainer sets it.
+    training_loss: Criterion = Criterion()
+    #: What built the model (:meth:`_setup`); class defaults for a model built without it.
+    params: ModelParams | None = None
+    ablation: str = FULL
+    _n_items: int | None = None
 
-    def _setup(self, params: object, n_items: int, max_len: int, ablation: str) -> None:
+    def _setup(self, params: ModelParams, n_items: int, max_len: int, ablation: str) -> None:
         """Every constructor's first step: refuse an ablation the registry does not declare for
         this model, and keep what built it (the trainer reads ``params`` and ``ablation``)."""
-        from seqbench.models.registry import MODELS
-
         MODELS[self.spec_name].check_ablation(ablation, type(self).__name__)
         self.params, self.ablation = params, ablation
-        self.n_items, self.max_len = n_items, max_len
+        self._n_items, self.max_len = n_items, max_len
 
     @property
     def allows_all_positions(self) -> bool:
         """Whether this variant (its parameters and ablation) may train on every slot."""
-        from seqbench.models.registry import FULL, MODELS
-
         spec = MODELS.get(self.spec_name)
-        params, ablation = getattr(self, "params", None), getattr(self, "ablation", FULL)
-        return spec is not None and spec.allows_all_positions(params, ablation)
+        return spec is not None and spec.allows_all_positions(self.params, self.ablation)
 
     def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B, L), (B,) → user representation (B, d) at slot length − 1."""
@@ -78,41 +78,34 @@ class SequentialRecommender(nn.Module):
         row's own items only (sampled losses); consistent with :meth:`score`."""
         return (user[:, None, :] * self.output_embeddings()[items]).sum(-1)
 
+    @property
+    def n_items(self) -> int:
+        """Real items, ids 1..n_items: as built (:meth:`_setup`), else the output table's
+        rows − 1."""
+        if self._n_items is not None:
+            return self._n_items
+        return self.output_embeddings().shape[0] - 1
+
+    @property
+    def loss_kind(self) -> str:
+        return self.training_loss.kind
+
+    @property
+    def loss_negatives(self) -> int:
+        return self.training_loss.negatives
+
     def set_loss(self, kind: str = "ce", negatives: int = 1) -> None:
         """Choose the training criterion: "ce", or "bce"/"bpr" with ``negatives`` uniform
-        negatives per target (the trainer calls this from ``[train] loss`` / ``negatives``)."""
-        if kind not in LOSS_KINDS:
-            raise ValueError(f"unknown loss {kind!r}; one of {', '.join(LOSS_KINDS)}")
-        if negatives < 1:
-            raise ValueError(f"negatives = {negatives}; need ≥ 1")
-        if kind == "ce" and negatives != 1:
-            raise ValueError(f"negatives applies to loss 'bce' or 'bpr' only, loss is {kind!r}")
-        self.loss_kind, self.loss_negatives = kind, negatives
+        negatives per target (the trainer calls this from ``[train] loss`` / ``negatives``);
+        see :class:`seqbench.losses.Criterion`."""
+        self.training_loss = Criterion(kind, negatives)
 
     def criterion(
         self, user: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """The training loss of user representations (N, d) for ``targets`` (N,), a scalar.
-
-        "ce": softmax cross-entropy over :meth:`score` (the whole table, padding row included,
-        §1.5), averaged over the N samples, or with ``weight`` (N,) as ``Σ w·CE / max(Σ w, 1)``.
-        "bce"/"bpr": ``loss_negatives`` negatives per target from :func:`sample_negatives`
-        (torch's global generator of ``targets``' device; items 1..n_items), scored by
-        :meth:`score_items` and combined by :func:`sampled_loss` (same weighting).
-        """
-        if self.loss_kind == "ce":
-            logits = self.score(user)
-            if weight is None:
-                return F.cross_entropy(logits, targets)
-            losses = F.cross_entropy(logits, targets, reduction="none")
-            weight = weight.to(losses.dtype)
-            return (losses * weight).sum() / weight.sum().clamp(min=1.0)
-        n_items = getattr(self, "n_items", None)
-        if n_items is None:  # a model built without _setup: its table has n_items + 1 rows
-            n_items = self.output_embeddings().shape[0] - 1
-        negatives = sample_negatives(targets, n_items, self.loss_negatives)
-        scores = self.score_items(user, torch.cat([targets[:, None], negatives], dim=1))
-        return sampled_loss(self.loss_kind, scores[:, 0], scores[:, 1:], weight)
+        """The training loss of user representations (N, d) for ``targets`` (N,), a scalar
+        (:class:`seqbench.losses.Criterion`, optionally weighted per sample)."""
+        return self.training_loss(self, user, targets, weight)
 
     def loss(
         self, items: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor
@@ -144,5 +137,4 @@ class SequentialRecommender(nn.Module):
 
 def gather_last(hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """hidden (B, L, d) → (B, d) at slot length − 1 (RecBole's ``gather_indexes``)."""
-    index = (lengths - 1).view(-1, 1, 1).expand(-1, 1, hidden.shape[-1])
-    return hidden.gather(1, index).squeeze(1)
+    return gather_slots(hidden, lengths - 1)

@@ -44,6 +44,10 @@ class BiMambaFFNLayer(BidirectionalPairs):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.ffn(self._run_pairs(x, lengths))
 
+    def readout(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``forward`` at slot length − 1: the pair's readout, then the FFN at that slot."""
+        return self.ffn.at_slots(self._readout_pairs(x, lengths), x.shape[1], lengths - 1)
+
 
 @register_model(
     "bimamba4rec",
@@ -58,7 +62,9 @@ class BiMamba4Rec(MambaRecommender):
     """E → Dropout → LN → num_layers × [bidirectional pair → FFN] → slot length − 1 → tied CE.
 
     Paper-described, code-unverified: the structure is our reading (module docstring). Not
-    causal (the backward branch reads later slots): last-position objective only.
+    causal (the backward branch reads later slots): last-position objective only. ``forward``
+    computes the last layer at slot length − 1 only (both blocks read out at one slot, then the
+    FFN there), as EchoMamba4Rec does.
     """
 
     def __init__(

@@ -67,6 +67,10 @@ class AttentionBlock(nn.Module):
 
 
 class BiMambaformerLayer(BidirectionalPairs):
+    """A bidirectional pair, then the attention block. Its readout is the default one (every
+    slot computed, one read): the unmasked attention reads the pair's output at every slot, and
+    its attention-probability dropout is drawn inside ``nn.MultiheadAttention``."""
+
     def __init__(self, params: BiMambaformer4RecParams) -> None:
         super().__init__()
         self._build_pairs(params, 1, True, params.flip)
@@ -89,7 +93,9 @@ class BiMambaformer4Rec(MambaRecommender):
     """E → Dropout → LN → num_layers × [bidirectional pair → attention block] → slot length − 1.
 
     Paper-described, code-unverified (module docstring). Not causal: unmasked attention and the
-    backward branch read every slot, padding included; last-position objective only.
+    backward branch read every slot, padding included; last-position objective only. The
+    attention reads the pair's output at every slot, so ``forward`` computes every slot of every
+    layer and reads one (the faster scan still applies).
     """
 
     def __init__(

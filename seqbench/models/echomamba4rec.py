@@ -29,8 +29,9 @@ REFERENCE = (
 #: Parameters of the official ``MultiQueryTransformerBlock`` per layer at d = 64 (nhead 4,
 #: feed-forward 4d), built but never called, hence not built here: MHA 3·64·64 + 192 + 64·64 +
 #: 64 = 16,640; its GLU 64·128 + 128 + 64·64 + 64 + 128 = 12,608; linear1 64·256 + 256 = 16,640;
-#: linear2 256·64 + 64 = 16,448; norm1 + norm2 256. tests/models/test_echomamba4rec.py rebuilds
-#: the block from torch modules and checks the count.
+#: linear2 256·64 + 64 = 16,448; norm1 + norm2 256. tests/models/test_mamba_models.py
+#: (``test_the_dead_attention_block_has_62592_parameters``) rebuilds the block from torch modules
+#: and checks the count.
 DEAD_BLOCK_PARAMETERS_D64 = 62_592
 
 ABLATIONS = {
@@ -56,23 +57,34 @@ class EchoMamba4RecParams(MambaRecParams):
 
 
 class BiMambaLayer(BidirectionalPairs):
-    """FilterLayer → forward/backward Mamba pairs (summed) → GLU, each part switchable."""
+    """FilterLayer → forward/backward Mamba pairs (summed) → GLU, each part switchable (None
+    when its ablation removes it)."""
 
     def __init__(self, params: EchoMamba4RecParams, max_len: int, ablation: str) -> None:
         super().__init__()
         d = params.hidden_size
         pairs = params.num_layers if params.layers == "nested" else 1
-        if ablation != "no_filter":  # official order: filter, norms, blocks, dropout, GLU
+        # official order: filter, norms, blocks, dropout, GLU
+        self.filter_layer: FilterLayer | None = None
+        if ablation != "no_filter":
             self.filter_layer = FilterLayer(d, max_len, params.dropout_prob, 1e-12)
         self._build_pairs(params, pairs, ablation != "forward_only", params.flip)
-        if ablation != "no_glu":
-            self.glu = GLU(d, params.dropout_prob)
+        self.glu: GLU | None = GLU(d, params.dropout_prob) if ablation != "no_glu" else None
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        if hasattr(self, "filter_layer"):
+        if self.filter_layer is not None:
             x = self.filter_layer(x)
         x = self._run_pairs(x, lengths)
-        return self.glu(x) if hasattr(self, "glu") else x
+        return x if self.glu is None else self.glu(x)
+
+    def readout(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``forward`` at slot length − 1: the filter at every slot (it mixes them all), the
+        pairs' readout, the GLU at that slot."""
+        length = x.shape[1]
+        if self.filter_layer is not None:
+            x = self.filter_layer(x)
+        x_at = self._readout_pairs(x, lengths)
+        return x_at if self.glu is None else self.glu.at_slots(x_at, length, lengths - 1)
 
 
 @register_model(
@@ -103,19 +115,28 @@ class EchoMamba4Rec(MambaRecommender):
     ``.mamba_forwards.{j}.*``, ``.mamba_backwards.{j}.*``, ``.norms_forward.{j}.*``,
     ``.norms_backward.{j}.*``, ``.glu.{fc1,fc2,LayerNorm}.*``), minus the dead block.
 
+    ``forward`` computes the last layer's work after the filter at slot length − 1 only: both
+    Mamba blocks are read out at one slot (the backward one at the flipped slot, whose state has
+    read every later slot and, for ``full``, the padding), the norms and the GLU there, with
+    the dropout masks of the full computation; the numbers of ``forward_all`` at that slot
+    within float rounding.
+
     Deliberate deviations:
 
     - The official ``MultiQueryTransformerBlock`` (an ``nn.MultiheadAttention`` with its own GLU,
       two unused Linears and two LayerNorms) is constructed but never called; it is not built
       here. That removes 62,592 parameters per layer at d = 64 from the official count
-      (:data:`DEAD_BLOCK_PARAMETERS_D64`), changes no output, and with one layer (the
-      official config) leaves the random draws of every other weight as in the official code
-      (the block is created last).
+      (:data:`DEAD_BLOCK_PARAMETERS_D64`) and changes no output, but it also means that one
+      seed cannot give the official initial weights: constructing that block draws random
+      numbers (its own initialisation) before RecBole's re-initialisation of every Linear and
+      Embedding, so all the re-drawn weights come from another point of the random stream.
+      Initial weights are equal in distribution, not value.
     - ``layers = "flat"`` and ``flip = "per_length"`` are readings the code does not have
       (the official nesting only matters for num_layers > 1; see the parameters).
     - Ablations ``no_filter``, ``forward_only``, ``no_glu`` remove the part (and its parameters).
     - Dropout masks come from another random stream than ``nn.Dropout``'s (same distribution,
-      :mod:`seqbench.models.layers.dropout`); CE only (the official BPR branch is not offered).
+      :mod:`seqbench.models.layers.dropout`). The official BPR branch is ``[train] loss =
+      "bpr"`` (uniform negatives, :mod:`seqbench.losses`).
     """
 
     def __init__(

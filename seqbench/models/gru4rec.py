@@ -66,7 +66,8 @@ class GRU4Rec(SequentialRecommender):
     - RecBole applies ``dense`` at every slot and then gathers slot length − 1; ``forward``
       gathers first and applies ``dense`` to one vector per row (a slot-wise Linear commutes with
       the gather). :meth:`forward_all` applies it at every slot, as RecBole does.
-    - Only CE (§1.5); RecBole's BPR option needs negative sampling.
+    - RecBole's BPR option (one uniform negative) is ``[train] loss = "bpr"``
+      (:mod:`seqbench.losses`); CE (§1.5) is the default.
 
     The GRU runs over the padded slots too (as RecBole, no packing); it is causal, so slots after
     length − 1 never reach the readout.

@@ -55,7 +55,6 @@ from pydantic import Field
 from torch import nn
 
 from seqbench.errors import ConfigError
-from seqbench.models.base import gather_last
 from seqbench.models.item_text import ItemText
 from seqbench.models.layers.dropout import Dropout
 from seqbench.models.layers.frequency_masks import AdaptiveFourierFilter, ThetaMode
@@ -100,6 +99,11 @@ class M2RecParams(MambaRecParams):
         description="'in_block': between conv and SiLU inside each Mamba block (paper figure); "
         "'input': on each Mamba block's input.",
     )
+    ssm_norm: bool = Field(
+        True,
+        description="LayerNorm over the SSM output before the SiLU gate, as the paper's AFFM "
+        "block draws it (SSM → LayerNorm, × SiLU(Linear)); false: mamba_ssm's block.",
+    )
     text_encoder: str = Field(
         OFFLINE_TEXT_ENCODER,
         description="Item-text encoder: 'wordllama[:dim]' (offline, packaged), "
@@ -115,28 +119,29 @@ class M2RecParams(MambaRecParams):
 
 
 class M2RecLayer(MambaLayer):
-    """Mamba4Rec's layer with the AFFM inside its Mamba block or on the block's input."""
+    """Mamba4Rec's layer whose Mamba block has the SSM LayerNorm (``ssm_norm``) and the AFFM
+    inside (between convolution and SiLU) or on its input. The filter is this layer's module
+    (``affm``); the block holds a reference to it."""
 
     def __init__(self, params: M2RecParams, max_len: int, ablation: str) -> None:
-        super().__init__(params)
-        self.position = params.affm_position
-        self.affm: AdaptiveFourierFilter | None = None
+        affm = None
         if ablation != "no_affm":
-            self.affm = AdaptiveFourierFilter(
+            affm = AdaptiveFourierFilter(
                 params.theta,
                 params.theta_mode,
                 temperature=params.theta_temperature,
                 max_len=max_len,
             )
-            if self.position == "in_block":  # a bound method: not registered twice
-                self.mamba.pre_activation_hook = self.affm.forward
+        in_block = affm is not None and params.affm_position == "in_block"
+        mamba = params.mamba(pre_activation=affm if in_block else None, ssm_norm=params.ssm_norm)
+        super().__init__(params, mamba)
+        self.position = params.affm_position
+        self.affm = affm
 
-    def forward(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        inputs = self.affm(hidden) if self.affm is not None and self.position == "input" else hidden
-        mixed = self.dropout(self.mamba(inputs))
-        if self.num_layers > 1:
-            mixed = mixed + hidden
-        return self.ffn(self.LayerNorm(mixed))
+    def mamba_input(self, hidden: torch.Tensor) -> torch.Tensor:
+        if self.affm is not None and self.position == "input":
+            return self.affm(hidden)
+        return hidden
 
 
 def _causal(params: ModelParams, ablation: str) -> bool:
@@ -186,6 +191,7 @@ class M2Rec(MambaRecommender):
         )
         d = params.hidden_size
         self.uses_text = ablation != "no_llm"
+        self.text_projection: nn.Linear | None = None
         if self.uses_text:
             if item_text is None:
                 raise ConfigError(
@@ -202,7 +208,7 @@ class M2Rec(MambaRecommender):
             self.text_projection = nn.Linear(item_text.vectors.shape[1], d)
             self.text_dropout = Dropout(params.dropout_prob)
         self.fusion = nn.Linear(d, d)
-        for added in (getattr(self, "text_projection", None), self.fusion):  # after _build's init
+        for added in (self.text_projection, self.fusion):  # after _build's init, in this order
             if added is not None:
                 recbole_normal_init(added, std=0.02)
         if params.fusion_init == "identity":
@@ -219,19 +225,31 @@ class M2Rec(MambaRecommender):
 
     def semantic(self, items: torch.Tensor) -> torch.Tensor:
         """E(l): (B, L) → (B, L, d), the projected text of each input item (0 without text)."""
+        assert self.text_projection is not None  # only called when uses_text
         projected = self.text_projection(self.text_vectors[items])
         return self.text_dropout(projected) * self.has_text[items].unsqueeze(-1)
 
+    def semantic_at(self, items: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
+        """E(l) at slots ``at`` (B,) only, (B, d), with the dropout mask of :meth:`semantic`."""
+        assert self.text_projection is not None
+        item = items.gather(1, at[:, None]).squeeze(1)
+        projected = self.text_projection(self.text_vectors[item])
+        masked = self.text_dropout.at_slots(projected, items.shape[1], at)
+        return masked * self.has_text[item].unsqueeze(-1)
+
     def forward_all(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """(B, L), (B,) → Ŷ at every slot (B, L, d)."""
-        mamba = super().forward_all(items, lengths)  # E(m)
-        fused = self.beta * mamba
+        fused = self.beta * super().forward_all(items, lengths)  # E(m)
         if self.uses_text:
             fused = fused + self.alpha * self.semantic(items)
         return self.fusion(fused)
 
     def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return gather_last(self.forward_all(items, lengths), lengths)
+        """Ŷ at slot length − 1 only (B, d): E(m) from the Mamba layers' readout, E(l) there."""
+        fused = self.beta * super().forward(items, lengths)
+        if self.uses_text:
+            fused = fused + self.alpha * self.semantic_at(items, lengths - 1)
+        return self.fusion(fused)
 
     def diagnostics(self) -> dict[str, float]:
         """The gate scalars and every learnable θ, logged by the trainer after each epoch."""

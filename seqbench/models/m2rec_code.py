@@ -6,7 +6,8 @@ Mamba4Rec (§3) except that, inside every Mamba block, the pre-bias Δ = W_dt·�
 goes through ``low_pass_filter_m_dim(dt, cutoff_ratio=0.1)`` — a full complex FFT along the
 CHANNEL axis, keeping bins [0, m) and [d_inner − m, d_inner) with m = int(0.1·d_inner), inverse
 FFT, real part — before the bias and softplus: Δ = softplus(LowPass_channels(W_dt·δ) + b_dt).
-Here that is the block's ``delta_hook`` with
+Here that is the block's ``delta_filter`` (a constructor argument of
+:class:`~seqbench.models.layers.mamba.Mamba`) with
 :func:`~seqbench.models.layers.frequency_masks.channel_low_pass`.
 
 Not carried over, because the official forward never uses them: the LLM fusion (computed from
@@ -14,7 +15,7 @@ batch row 0 only, then overwritten by the item embeddings), α/β (uninitialised
 ``l2``, the ``fourier_proj_*`` and ``tcn*`` layers, and the multi-scale convolutions of the
 unimported ``mamba_simple_v2.py``. Their parameters would only change the parameter count and
 the random stream of initialisation. The official block defaults to the slow (unfused) path; on
-the ``mamba_ssm`` backend the hook forces that path here too. One copy of the repository in the
+the ``mamba_ssm`` backend the filter forces that path here too. One copy of the repository in the
 wild replaces the low-pass with a ``FrequencyLayer(hidden_size=200)``; the reference's version
 (the low-pass) is the one followed.
 
@@ -64,8 +65,8 @@ class LowPassDeltaLayer(MambaLayer):
     """Mamba4Rec's layer whose Mamba block low-passes Δ over its channels."""
 
     def __init__(self, params: M2RecCodeParams) -> None:
-        super().__init__(params)
-        self.mamba.delta_hook = partial(channel_low_pass, ratio=params.cutoff_ratio)
+        low_pass = partial(channel_low_pass, ratio=params.cutoff_ratio)
+        super().__init__(params, params.mamba(delta_filter=low_pass))
 
 
 @register_model(

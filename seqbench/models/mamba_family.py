@@ -8,6 +8,11 @@ length − 1 → dot product with the same table (CE over all of it), and RecBol
 (§1.9: in_proj, x_proj, dt_proj, out_proj ~ N(0, 0.02²) and dt_proj.bias = 0, so Δ starts near
 softplus(0) ≈ 0.69 instead of Mamba's [1e-3, 1e-1]). ``recbole_init = false`` keeps Mamba's own
 initialisation inside the blocks (an ablation of that accident).
+
+``forward`` (the readout the trainer and evaluator use) runs every layer but the last at every
+slot and the last one at slot length − 1 only (:meth:`SlotLayer.readout`): the same numbers and
+dropout masks as ``forward_all`` read at that slot, within float rounding, for a fraction of the
+work; ``forward_all`` gives every slot (the all-positions objective).
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from seqbench.models.base import SequentialRecommender, gather_last
+from seqbench.models.base import SequentialRecommender
 from seqbench.models.layers.dropout import Dropout
 from seqbench.models.layers.init import recbole_normal_init
-from seqbench.models.layers.mamba import Mamba
+from seqbench.models.layers.mamba import Filter, Mamba
+from seqbench.models.layers.slots import SlotLayer
 from seqbench.models.registry import ModelParams
 
 
@@ -41,8 +47,19 @@ class MambaRecParams(ModelParams):
         "false keeps mamba_ssm's init there.",
     )
 
-    def mamba(self) -> Mamba:
-        return Mamba(self.hidden_size, d_state=self.d_state, d_conv=self.d_conv, expand=self.expand)
+    def mamba(
+        self,
+        *,
+        pre_activation: Filter | None = None,
+        delta_filter: Filter | None = None,
+        ssm_norm: bool = False,
+    ) -> Mamba:
+        """A block of these sizes, with the optional parts of :class:`Mamba` (absent by
+        default)."""
+        return Mamba(
+            self.hidden_size, d_state=self.d_state, d_conv=self.d_conv, expand=self.expand,
+            pre_activation=pre_activation, delta_filter=delta_filter, ssm_norm=ssm_norm,
+        )  # fmt: skip
 
 
 class MambaRecommender(SequentialRecommender):
@@ -58,7 +75,7 @@ class MambaRecommender(SequentialRecommender):
         n_items: int,
         max_len: int,
         ablation: str,
-        layer: Callable[[], nn.Module],
+        layer: Callable[[], SlotLayer],
     ) -> None:
         """The official module order — item_embedding, LayerNorm, dropout, num_layers ×
         ``layer()`` as ``mamba_layers`` — then RecBole's init (:meth:`_init_weights`)."""
@@ -82,19 +99,25 @@ class MambaRecommender(SequentialRecommender):
             if id(module) not in inside:
                 init(module)
 
-    def encode(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """The layers in turn; each takes (hidden (B, L, d), lengths) (flips need lengths)."""
+    def embed(self, items: torch.Tensor) -> torch.Tensor:
+        """(B, L) → LayerNorm(Dropout(E[items])) (B, L, d), the first layer's input."""
+        return self.LayerNorm(self.dropout(self.item_embedding(items)))
+
+    def forward_all(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """(B, L), (B,) → (B, L, d): the encoder output at every slot. Each layer takes
+        (hidden (B, L, d), lengths) (flips need lengths)."""
+        hidden = self.embed(items)
         for layer in self.mamba_layers:
             hidden = layer(hidden, lengths)
         return hidden
 
-    def forward_all(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """(B, L), (B,) → (B, L, d): the encoder output at every slot."""
-        hidden = self.LayerNorm(self.dropout(self.item_embedding(items)))
-        return self.encode(hidden, lengths)
-
     def forward(self, items: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return gather_last(self.forward_all(items, lengths), lengths)
+        """(B, L), (B,) → (B, d) at slot length − 1, the last layer computed at that slot."""
+        hidden = self.embed(items)
+        *body, last = self.mamba_layers
+        for layer in body:
+            hidden = layer(hidden, lengths)
+        return last.readout(hidden, lengths)
 
     def output_embeddings(self) -> torch.Tensor:
         return self.item_embedding.weight

@@ -76,8 +76,8 @@ class NARM(SequentialRecommender):
 
     Deliberate deviations from RecBole's code (none changes a number beyond float rounding):
     dropout draws its masks from other random numbers than ``nn.Dropout``
-    (:mod:`seqbench.models.layers.dropout`); only CE (§1.5), RecBole's BPR option needs negative
-    sampling.
+    (:mod:`seqbench.models.layers.dropout`). RecBole's BPR option is ``[train] loss = "bpr"``
+    (:mod:`seqbench.losses`); CE (§1.5) is the default.
     """
 
     def __init__(

@@ -10,8 +10,12 @@ target of one slot would be visible from another (model-reference §7.3–§7.4)
 need item text (M2Rec's semantic branch; again per ablation), and an ablation may switch off the
 part that some parameters configure (``disables``): a suite that sweeps such a parameter together
 with that ablation would train identical models under different labels, so it is refused. The
-model listing,
-"did you mean" hints and every "available: …" message come from here.
+model listing, "did you mean" hints and every "available: …" message come from here.
+
+Each built-in model registers itself in its own module; :data:`BUILTIN` only says which module
+that is, so that :func:`get_model` imports the one module it needs (and torch only then), and
+:func:`all_models` imports them all (the listing). Nothing in this module imports a model at
+import time, so the model modules can import it without a cycle.
 """
 
 from __future__ import annotations
@@ -32,6 +36,15 @@ if TYPE_CHECKING:
 
 FULL = "full"
 PLUGINS = "SEQBENCH_PLUGINS"
+
+#: The built-in models: name → the module whose ``@register_model`` registers it.
+BUILTIN: dict[str, str] = {
+    name: f"seqbench.models.{name}"
+    for name in (
+        "bert4rec", "bimamba4rec", "bimambaformer4rec", "echomamba4rec", "fmlprec", "gru4rec",
+        "m2rec", "m2rec_code", "mamba4rec", "narm", "pop", "sasrec",
+    )
+}  # fmt: skip
 
 #: Whether a variant is causal (or needs item text): fixed, or decided from its parameters and
 #: ablation.
@@ -117,6 +130,11 @@ def register_model(
     def decorate(cls: C) -> C:
         if name in MODELS:
             raise ValueError(f"model {name!r} is registered twice")
+        if name in BUILTIN and cls.__module__ != BUILTIN[name]:
+            raise ValueError(
+                f"model {name!r} is a built-in name, registered by {BUILTIN[name]}, not by "
+                f"{cls.__module__}"
+            )
         switches = {FULL: "the model as published", **(ablations or {})}
         for ablation, names in (disables or {}).items():
             unknown = [n for n in names if n not in params.model_fields]
@@ -145,8 +163,13 @@ def register_model(
 
 
 def get_model(name: str) -> ModelSpec:
-    """The registry entry of ``name``; an error listing the models (with a hint) otherwise."""
-    _load_builtin_models()
+    """The registry entry of ``name`` (importing its module on first use); an error listing the
+    models (with a hint) otherwise."""
+    if name not in MODELS:
+        if name in BUILTIN:
+            importlib.import_module(BUILTIN[name])
+        else:  # a plugin's model, or a typo: load everything, to find it or to list them all
+            _load_builtin_models()
     try:
         return MODELS[name]
     except KeyError:
@@ -154,18 +177,20 @@ def get_model(name: str) -> ModelSpec:
 
 
 def all_models() -> dict[str, ModelSpec]:
+    """Every model: the built-in ones and those of ``$SEQBENCH_PLUGINS``."""
     _load_builtin_models()
     return dict(MODELS)
 
 
 def _load_builtin_models() -> None:
-    """Import the model modules (they register themselves); torch is imported only here.
+    """Import every built-in model module (each registers its model; torch is imported only
+    here) and the plugins.
 
     ``$SEQBENCH_PLUGINS`` names further modules (comma-separated, importable from the working
     directory or ``PYTHONPATH``) that register models of their own; worker processes inherit it.
     """
-    import seqbench.models.zoo  # noqa: F401
-
+    for module in BUILTIN.values():
+        importlib.import_module(module)
     for module in filter(None, (m.strip() for m in os.environ.get(PLUGINS, "").split(","))):
         try:
             importlib.import_module(module)

@@ -82,8 +82,8 @@ class SASRec(SequentialRecommender):
       are drawn from other random numbers than ``nn.Dropout``'s (same distribution; faster on
       the CPU, see ``seqbench.models.layers.dropout``).
     - GELU is ``F.gelu`` (exact erf), RecBole writes ``x·½·(1 + erf(x/√2))`` out by hand.
-    - Only CE (§1.5) is offered; RecBole's BPR option needs negative sampling, which seqbench's
-      trainer does not do.
+    - RecBole's BPR option (one uniform negative) is ``[train] loss = "bpr"``
+      (:mod:`seqbench.losses`); CE (§1.5) is the default.
 
     As in RecBole, the padding row 0 of ``item_embedding`` is initialised like every other row
     (not zero); ``padding_idx=0`` only keeps the input lookup from updating it, while the tied

@@ -17,6 +17,7 @@ from seqbench.models.layers.frequency_masks import (
     channel_kept_bins,
     channel_low_pass,
 )
+from seqbench.models.layers.mamba import Filters
 from seqbench.models.m2rec import M2Rec, M2RecLayer
 from seqbench.models.registry import get_model
 from tests.models.util import build, random_batch, random_item_text
@@ -130,12 +131,13 @@ def test_in_block_filter_runs_between_the_convolution_and_the_silu() -> None:
     model = m2rec(theta=0.1)
     layer = model.mamba_layers[0]
     assert isinstance(layer, M2RecLayer)
-    assert layer.mamba.pre_activation_hook == layer.affm.forward
+    assert layer.mamba.filters.pre_activation is layer.affm
     keys = set(model.state_dict())
-    assert not any(".mamba.pre_activation_hook" in k for k in keys)
+    assert not any(".mamba.filters" in k or ".mamba.pre_activation" in k for k in keys)
     x = torch.randn(3, MAX_LEN, 16)
     seen: list[torch.Tensor] = []
-    layer.mamba.pre_activation_hook = lambda u: seen.append(u) or layer.affm(u)
+    original = layer.affm.forward
+    layer.affm.forward = lambda u: seen.append(u) or original(u)  # type: ignore[method-assign]
     with torch.no_grad():
         layer.mamba(x)
         raw = layer.mamba.in_proj(x).chunk(2, dim=-1)[0]
@@ -149,7 +151,7 @@ def test_in_block_filter_runs_between_the_convolution_and_the_silu() -> None:
 def test_input_position_filters_the_mamba_blocks_input() -> None:
     model = m2rec(affm_position="input", dropout_prob=0.0).eval()
     layer = model.mamba_layers[0]
-    assert layer.mamba.pre_activation_hook is None
+    assert layer.mamba.filters.pre_activation is None
     x = torch.randn(2, MAX_LEN, 16)
     with torch.no_grad():
         by_hand = layer.ffn(layer.LayerNorm(layer.mamba(layer.affm(x))))
@@ -204,7 +206,7 @@ def test_no_gate_fixes_alpha_and_beta_and_no_llm_drops_the_text() -> None:
     assert "alpha" not in names and "beta" not in names
     assert float(fixed.alpha) == float(fixed.beta) == 0.5
     plain = m2rec("no_llm")
-    assert not hasattr(plain, "text_projection") and not hasattr(plain, "alpha")
+    assert plain.text_projection is None and not hasattr(plain, "alpha")
     assert plain.diagnostics() == {"beta": 0.5}
     spec = get_model("m2rec")
     assert spec.needs_text(ablation="full") and not spec.needs_text(ablation="no_llm")
@@ -226,7 +228,7 @@ def test_learnable_theta_is_logged_and_moves_in_training() -> None:
 def test_no_affm_removes_the_filter_and_text_is_required() -> None:
     off = m2rec("no_affm")
     assert all(layer.affm is None for layer in off.mamba_layers)
-    assert all(layer.mamba.pre_activation_hook is None for layer in off.mamba_layers)
+    assert all(layer.mamba.filters.pre_activation is None for layer in off.mamba_layers)
     spec = get_model("m2rec")
     with pytest.raises(ConfigError, match="needs item-text embeddings"):
         spec.cls(spec.params(), n_items=N_ITEMS, max_len=MAX_LEN)
@@ -282,8 +284,9 @@ def test_m2rec_code_is_mamba4rec_with_the_delta_filter(recbole_init: bool, effec
     items, lengths, _ = random_batch(N_ITEMS, 8, MAX_LEN, seed=7)
     seen: list[torch.Tensor] = []
     block = code.mamba_layers[0].mamba
-    hook = block.delta_hook
-    block.delta_hook = lambda d: seen.append(d) or hook(d)
+    low_pass = block.filters.delta
+    assert low_pass is not None
+    block.filters = Filters(delta=lambda d: seen.append(d) or low_pass(d))
     with torch.no_grad():
         filtered, plain = code(items, lengths), mamba(items, lengths)
     assert seen[0].shape == (8, MAX_LEN, 128)  # Δ before its bias, channels last

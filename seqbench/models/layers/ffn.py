@@ -23,3 +23,9 @@ class FeedForward(nn.Module):
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         inner = self.dropout(F.gelu(self.w_1(hidden)))
         return self.LayerNorm(self.dropout(self.w_2(inner)) + hidden)
+
+    def at_slots(self, hidden: torch.Tensor, length: int, at: torch.Tensor) -> torch.Tensor:
+        """``forward`` of a (B, ``length``, d) input at slots ``at`` (B,) only, given those rows
+        (B, d): the same numbers and dropout masks (per-slot arithmetic)."""
+        inner = self.dropout.at_slots(F.gelu(self.w_1(hidden)), length, at)
+        return self.LayerNorm(self.dropout.at_slots(self.w_2(inner), length, at) + hidden)

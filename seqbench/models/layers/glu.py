@@ -21,3 +21,10 @@ class GLU(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         value, gate = self.fc1(x).chunk(2, dim=-1)
         return self.LayerNorm(self.dropout(self.fc2(value * torch.sigmoid(gate)) + x))
+
+    def at_slots(self, x: torch.Tensor, length: int, at: torch.Tensor) -> torch.Tensor:
+        """``forward`` of a (B, ``length``, d) input at slots ``at`` (B,) only, given those rows
+        (B, d): the same numbers and dropout masks (per-slot arithmetic)."""
+        value, gate = self.fc1(x).chunk(2, dim=-1)
+        summed = self.fc2(value * torch.sigmoid(gate)) + x
+        return self.LayerNorm(self.dropout.at_slots(summed, length, at))
