@@ -143,8 +143,8 @@ def after_training(
 
     if saves_weights(cell):
         save_weights(model, out / record.WEIGHTS, cell_hash=cell_hash, model=cell.variant.model)
-    if not cell.eval.noise:
-        return {}
+    if not cell.eval.noise or data.get("tune") is not None:
+        return {}  # a tuning trial never reads the test split
     results = score_conditions(
         model, dataset, list(cell.eval.noise), seed=cell.seed, settings=settings, device=device
     )
