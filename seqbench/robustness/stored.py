@@ -135,12 +135,12 @@ def add_conditions(
         outcome.present = [s.label for s in specs if s not in missing]
         ok = True
     finally:
-        _release(results, claim, ok, outcome)
+        _release(results, claim, ok)
     outcome.seconds = time.perf_counter() - started
     return outcome
 
 
-def _release(results: store.SuiteStore, claim: store.Claim, ok: bool, outcome: Outcome) -> None:
+def _release(results: store.SuiteStore, claim: store.Claim, ok: bool) -> None:
     """Drop the claim; our attempt note goes (the cell was not recomputed, nothing to list)."""
     if claim.attempt is not None:
         attempt = claim.attempt

@@ -140,3 +140,29 @@ def test_bad_noise_keys_are_suite_problems_with_lines(tmp_path: Path) -> None:
     message = str(caught.value)
     assert "train.noise" in message and "needs ratio" in message
     assert "eval.noise" in message and "takes std, not ratio" in message
+
+
+def test_command_line_conditions() -> None:
+    from seqbench.cli.evaluate import parse_noise
+    from seqbench.errors import ConfigError
+
+    got = parse_noise("kind=delete,ratio=0.1|0.2,where=end")
+    assert [s.label for s in got] == ["delete-end-0.1", "delete-end-0.2"]
+    (toml,) = parse_noise('{kind = "embedding", std = 0.5, name = "emb"}')
+    assert toml.label == "emb" and toml.std == 0.5
+    assert parse_noise("kind=truncate,keep=3")[0].keep == 3
+    with pytest.raises(ConfigError, match="takes keep, not ratio"):
+        parse_noise("kind=truncate,ratio=0.1")
+    with pytest.raises(ConfigError, match="is not KEY=VALUE"):
+        parse_noise("kind=delete,0.1")
+
+
+def test_conditions_as_an_array_of_tables(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "[train]\nepochs = 3",
+        '[train]\nepochs = 3\n\n[eval]\nmetrics = ["hr@10"]\n\n[[eval.noise]]\nkind = "delete"\n'
+        'ratio = [0.1, 0.2]\nwhere = "end"\n\n[[eval.noise]]\nkind = "embedding"\nstd = 0.1\n',
+    )
+    suite = load_suite(write(tmp_path, text))
+    assert [s.label for s in suite.eval.noise] == ["delete-end-0.1", "delete-end-0.2",
+                                                   "embedding-0.1"]  # fmt: skip
