@@ -354,9 +354,9 @@ def _legend(metric: str, pairs: list[Paired], options: ReportOptions) -> list[st
         side = {"two-sided": "two-sided", "greater": "one-sided, H1: better than clean",
                 "less": "one-sided, H1: worse than clean"}[options.alternative]  # fmt: skip
         lines.append(
-            f"▲/▼: significantly better/worse than the clean test of the same models, paired "
-            f"over users on per-user values averaged over seeds ({stats.TESTS[options.test]}; "
-            f"{side}; {method} correction over the levels of each row; α = {options.alpha:g})."
+            f"▲/▼: significantly better/worse than the clean test of the same models "
+            f"({stats.TESTS[options.test]}; {side}; {method} correction over the levels of "
+            f"each row; α = {options.alpha:g})."
         )
     lines.append("Every comparison, with its interval, is in report.json and tables.csv.")
     return lines
