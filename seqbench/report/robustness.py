@@ -530,7 +530,7 @@ def _train_figure(curves: list[TrainCurve], metric: str) -> Any:
     from matplotlib.figure import Figure
 
     datasets = list(dict.fromkeys(c.dataset for c in curves))
-    figure = Figure(figsize=(4.6 * len(datasets), 3.6), layout="constrained")
+    figure = Figure(figsize=(max(6.0, 4.6 * len(datasets)), 3.8), layout="constrained")
     axes = figure.subplots(1, len(datasets), squeeze=False)[0]
     for ax, dataset in zip(axes, datasets, strict=True):
         for curve in (c for c in curves if c.dataset == dataset):
@@ -549,8 +549,8 @@ def _train_figure(curves: list[TrainCurve], metric: str) -> Any:
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     figure.suptitle(
-        f"{metric_title(metric)} vs noise in the training inputs\n(mean over seeds, 95% CI "
-        "over seeds; level 0: trained without noise)",
+        f"{metric_title(metric)} vs noise in the training inputs\n(mean and 95% CI over "
+        "seeds; level 0: trained without noise)",
         fontsize="medium",
     )
     return figure
