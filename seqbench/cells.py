@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from seqbench.data.load import DatasetSpec
+from seqbench.data.noise.spec import NoiseSpec, check_unique, expand_conditions
 from seqbench.data.protocol import Protocol
 from seqbench.errors import ConfigError
 from seqbench.metrics import TiePolicy, parse_metric
@@ -95,6 +96,17 @@ class TrainSettings(BaseModel):
         "convolutions; 'bf16': bfloat16 autocast of the forward passes in training and "
         "scoring, scores compared in float32 (CUDA only, as tf32)",
     )
+    noise: NoiseSpec | None = Field(
+        None,
+        description='noise on the training inputs, e.g. { kind = "replace", ratio = 0.1, '
+        'where = "end" } (docs/noise.md); unset: none',
+    )
+    save_weights: bool | None = Field(
+        None,
+        description="store the best weights beside the result (weights.safetensors), so that "
+        "`seqbench evaluate` can score the cell under new conditions; unset: on when [eval] "
+        "noise lists conditions",
+    )
 
     @field_validator("valid_metric")
     @classmethod
@@ -106,6 +118,22 @@ class TrainSettings(BaseModel):
         if self.negatives is not None and self.loss == "ce":
             raise ValueError(
                 f"negatives applies to loss 'bce' or 'bpr' only, loss is {self.loss!r}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _noise_on_sequences(self) -> TrainSettings:
+        if self.noise is None:
+            return self
+        if self.noise.kind == "embedding":
+            raise ValueError(
+                "noise kind 'embedding' is an evaluation condition ([eval] noise), not a "
+                "training setting"
+            )
+        if self.objective == "all_positions":
+            raise ValueError(
+                "noise on the training inputs needs objective 'last' (the all-positions "
+                "objective reads its targets from the inputs themselves)"
             )
         return self
 
@@ -122,6 +150,22 @@ class EvalSettings(BaseModel):
     )
     ties: TiePolicy = Field("pessimistic", description="where a target sits among tied scores")
     mask_history: bool = Field(False, description="exclude the user's past items from ranking")
+    noise: list[NoiseSpec] = Field(
+        default_factory=list,
+        description="evaluation conditions: each scores the trained model's test users with "
+        'noisy inputs, e.g. [{ kind = "delete", ratio = [0.1, 0.2], where = "end" }] '
+        "(lists expand to one condition each; docs/noise.md); not part of the cell's identity",
+    )
+
+    @field_validator("noise", mode="before")
+    @classmethod
+    def _expand_noise(cls, value: Any) -> Any:
+        return expand_conditions(value)
+
+    @field_validator("noise")
+    @classmethod
+    def _unique_noise(cls, value: list[NoiseSpec]) -> list[NoiseSpec]:
+        return check_unique(value)
 
     @field_validator("metrics")
     @classmethod
@@ -201,8 +245,12 @@ class Cell(BaseModel):
             "ablation": self.variant.ablation,
             "params": dict(self.variant.params),
             "train": _train_identity(self.train),
-            # the order metrics are listed in changes no number
-            "eval": {**self.eval.model_dump(mode="json"), "metrics": sorted(self.eval.metrics)},
+            # the order metrics are listed in changes no number; noise conditions are scored
+            # on the trained model afterwards (they are added to a result, never retrain it)
+            "eval": {
+                **self.eval.model_dump(mode="json", exclude={"noise"}),
+                "metrics": sorted(self.eval.metrics),
+            },
             "seed": self.seed,
             "backend": self.backend,
             "precision": self.train.precision,
@@ -223,13 +271,21 @@ class Cell(BaseModel):
 
 
 def _train_identity(train: TrainSettings) -> dict[str, Any]:
-    """The train settings; the default objective ("last"), loss ("ce") and negatives (unset)
-    are left out, so that cells hashed before those keys existed keep their hash (and their
-    results). The precision is hashed at the identity's top level instead."""
-    values = train.model_dump(mode="json", exclude={"precision"})
-    for key, default in (("objective", "last"), ("loss", "ce"), ("negatives", None)):
+    """The train settings; the default objective ("last"), loss ("ce"), negatives and noise
+    (unset) are left out, so that cells hashed before those keys existed keep their hash (and
+    their results). The precision is hashed at the identity's top level instead; whether the
+    weights are saved changes no number."""
+    values = train.model_dump(mode="json", exclude={"precision", "save_weights"})
+    for key, default in (
+        ("objective", "last"),
+        ("loss", "ce"),
+        ("negatives", None),
+        ("noise", None),
+    ):
         if values[key] == default:
             del values[key]
+    if train.noise is not None:
+        values["noise"] = train.noise.identity()  # its settings, not its name
     return values
 
 
@@ -279,6 +335,8 @@ def format_value(value: Any) -> str:
     """A value as a suite would spell it, compactly (``true``, ``0.001``, ``gelu``, ``[1,2]``)."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, NoiseSpec):
+        return value.label
     if isinstance(value, float) and math.isfinite(value):
         return repr(value)
     if isinstance(value, (int, float, str)):

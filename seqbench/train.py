@@ -147,7 +147,13 @@ def _fit(
             "every slot, so the all-positions objective would show it its own targets; use "
             '[train] objective = "last"'
         )
-    train = DeviceSplit(dataset, "train", dataset.protocol.max_len, device, windows=all_positions)
+    if settings.train.noise is None:
+        max_len = dataset.protocol.max_len
+        train = DeviceSplit(dataset, "train", max_len, device, windows=all_positions)
+    else:  # corrupted training inputs, fixed for the cell (seqbench.data.noise)
+        from seqbench.robustness.split import noisy_split
+
+        train = noisy_split(dataset, "train", settings.train.noise, seed, device)
     model.set_loss(settings.train.loss, settings.train.negatives or 1)
     step_loss = model.loss_all_positions if all_positions else model.loss
     autocast = functools.partial(precision.autocast, settings.train.precision, device)

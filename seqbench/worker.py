@@ -328,7 +328,10 @@ def _run(
         memory_probe=lambda: _phase_memory(device, state),
         outcome=outcome,
     )
-    _save_ranks(out / record.RANKS, dataset, outcome, cell.eval.ties)
+    from seqbench.robustness.conditions import after_training  # weights, [eval] noise
+
+    conditions = after_training(model, dataset, cell, job.hash, settings, device, out, data)
+    _save_ranks(out / record.RANKS, dataset, outcome, cell.eval.ties, conditions)
     summary = _summary(outcome, settings, device, state)
     summary["memory"] = {**data.get("memory", {}), **summary["memory"]}
     data.update(summary)
@@ -410,8 +413,15 @@ def _summary(
     }
 
 
-def _save_ranks(path: Path, dataset: Any, outcome: Outcome, ties: str) -> None:
-    """Per-user ranks in test-user order; a user without a valid sample gets NaN / −1 there."""
+def _save_ranks(
+    path: Path,
+    dataset: Any,
+    outcome: Outcome,
+    ties: str,
+    conditions: dict[str, np.ndarray] | None = None,
+) -> None:
+    """Per-user ranks in test-user order; a user without a valid sample gets NaN / −1 there.
+    ``conditions``: the arrays of evaluation conditions (``test_rank@NAME``, …), same order."""
     from seqbench.metrics import ranks_from_counts
 
     assert outcome.valid is not None and outcome.test is not None
@@ -429,6 +439,7 @@ def _save_ranks(path: Path, dataset: Any, outcome: Outcome, ties: str) -> None:
         "valid_tied": valid_tied,
         "test_tied": outcome.test.tied.astype(np.int64),
         "ties": np.array(ties),
+        **(conditions or {}),
     }
     atomic.write_with(path, lambda f: np.savez_compressed(f, **arrays))
 

@@ -25,6 +25,7 @@ from seqbench.cells import (
 from seqbench.data import protocol as protocol_module
 from seqbench.data.cache import write_json_atomic
 from seqbench.data.load import DatasetSpec
+from seqbench.data.noise.spec import NoiseSpec
 from seqbench.data.protocol import Protocol
 from seqbench.data.registry import DATASETS
 from seqbench.suite import load_suite
@@ -83,8 +84,13 @@ TRAIN_ALTERNATIVES = {
     "loss": "bpr",
     "negatives": 5,  # model_copy skips validation: alone, with loss "ce", it would be refused
     "precision": "bf16",  # hashed at the identity's top level (tests/core/test_precision.py)
+    "noise": NoiseSpec(kind="delete", ratio=0.2, where="end"),
 }
+# Whether weights are stored, and the evaluation conditions scored afterwards, change no number
+# of the cell itself (conditions are added to a result without retraining).
+TRAIN_NEUTRAL = {"save_weights": True}
 EVAL_ALTERNATIVES = {"metrics": ["hr@5"], "ties": "expected", "mask_history": True}
+EVAL_NEUTRAL = {"noise": [NoiseSpec(kind="replace", ratio=0.1)]}
 PARAM_ALTERNATIVES = {
     "hidden_size": 32,
     "n_layers": 3,
@@ -124,8 +130,8 @@ def test_every_field_is_classified() -> None:
     assert set(Protocol.model_fields) == set(PROTOCOL_ALTERNATIVES) | PROTOCOL_SINGLE_VALUED
     for name in PROTOCOL_SINGLE_VALUED:
         assert len(typing.get_args(Protocol.model_fields[name].annotation)) == 1
-    assert set(TrainSettings.model_fields) == set(TRAIN_ALTERNATIVES)
-    assert set(EvalSettings.model_fields) == set(EVAL_ALTERNATIVES)
+    assert set(TrainSettings.model_fields) == set(TRAIN_ALTERNATIVES) | set(TRAIN_NEUTRAL)
+    assert set(EvalSettings.model_fields) == set(EVAL_ALTERNATIVES) | set(EVAL_NEUTRAL)
     assert set(FakeSeqParams.model_fields) == set(PARAM_ALTERNATIVES)
     assert set(SOURCE_KEYS) == set(SOURCE_ALTERNATIVES)
     assert set(Variant.model_fields) == {
@@ -175,6 +181,9 @@ def test_names_labels_roles_order_and_paths_do_not_change_the_hash() -> None:
         assert changed(cell, "variant", **{name: value}).hash(SOURCE) == base, name
     for name, value in CELL_NEUTRAL.items():
         assert changed(cell, "", **{name: value}).hash(SOURCE) == base, name
+    for section, neutral in (("train", TRAIN_NEUTRAL), ("eval", EVAL_NEUTRAL)):
+        for name, value in neutral.items():
+            assert changed(cell, section, **{name: value}).hash(SOURCE) == base, name
     # nor does anything beyond the four source keys (e.g. where the file was found)
     assert cell.hash({**SOURCE, "file": "/somewhere/else"}) == base
     # nor the order the metrics are listed in

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 import seqbench
-from seqbench.cli import data, doctor, models, report, run, validate
+from seqbench.cli import data, doctor, evaluate, models, report, run, validate
 from seqbench.cli.common import invocation, out, setup_logging
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ app.command("run")(run.run)
 app.command("models")(models.list_models)
 app.command("validate")(validate.validate)
 app.command("report")(report.report)
+app.command("evaluate")(evaluate.evaluate)
 app.command("doctor")(doctor.doctor)
 
 

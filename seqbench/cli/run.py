@@ -298,12 +298,17 @@ def run(
                 planned = runner.plan(cells, options, bars=bars)
             with RichDisplay() as display:
                 summary = runner.run_cells(suite.name, planned, options, display)
+        from seqbench.robustness.stored import complete_planned  # [eval] noise added later
+
+        conditions_ok = complete_planned(
+            planned, options, lambda text: out.print(escape(text), highlight=False)
+        )
     except KeyboardInterrupt:
         err.print("interrupted: finished cells are kept; run the same command again to resume")
         raise typer.Exit(130) from None
     out.print(escape(runner.summary_line(summary)), highlight=False)
     out.print(f"results: {escape(str(results / suite.name))}", highlight=False)
-    if not summary.ok:
+    if not summary.ok or not conditions_ok:
         raise typer.Exit(1)
 
 

@@ -111,7 +111,10 @@ def print_plan(suite: Suite, cells: list[Cell], hashes: Hashes) -> None:
     line(f"  seeds     {', '.join(str(s) for s in suite.seeds)}")
     line(f"  protocol  {_settings(suite.protocol.model_dump())}")
     line(f"  train     {_settings(suite.train.model_dump())}")
-    line(f"  eval      {_settings(suite.eval.model_dump())}")
+    line(f"  eval      {_settings(suite.eval.model_dump(exclude={'noise'}))}")
+    if suite.eval.noise:
+        names = ", ".join(spec.label for spec in suite.eval.noise)
+        line(f"  noise     {len(suite.eval.noise)} evaluation conditions: {escape(names)}")
 
     line("[bold]datasets[/]")
     for plan in suite.datasets:
@@ -139,7 +142,7 @@ def print_plan(suite: Suite, cells: list[Cell], hashes: Hashes) -> None:
             swept = "; ".join(
                 f"{k} ∈ {_value(v)} ({model.sweep_targets[k]})" for k, v in model.sweep.items()
             )
-            line(f"    sweep     {swept}")
+            line(f"    sweep     {escape(swept)}")
         params = {k: "(swept)" if k in model.sweep else v for k, v in model.params.items()}
         line(f"    params    {_settings(params) or '(none)'}")
         if model.overrides:
@@ -202,6 +205,15 @@ def _value(value: Any) -> str:
         return "unset"
     if isinstance(value, list):
         return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, dict) and "kind" in value:  # a noise setting: its name
+        from pydantic import ValidationError
+
+        from seqbench.data.noise.spec import NoiseSpec
+
+        try:
+            return NoiseSpec.model_validate(value).label
+        except ValidationError:
+            pass
     return format_value(value)
 
 

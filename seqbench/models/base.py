@@ -66,6 +66,18 @@ class SequentialRecommender(nn.Module):
         """The table scored against: (n_items + 1, d), row 0 = padding."""
         raise NotImplementedError
 
+    def input_item_embedding(self) -> nn.Embedding | None:
+        """The module that embeds the input item ids ((B, L) → (B, L, d)), for code that acts on
+        input embeddings through a forward hook (evaluation-time embedding noise,
+        :mod:`seqbench.robustness.embedding`): the ``item_embedding`` (or FMLP-Rec's
+        ``item_embeddings``) attribute by default; None for a model without one (popularity).
+        A model that embeds its inputs some other way overrides this."""
+        for name in ("item_embedding", "item_embeddings"):
+            module = getattr(self, name, None)
+            if isinstance(module, nn.Embedding):
+                return module
+        return None
+
     def score(self, user: torch.Tensor, start: int = 0, end: int | None = None) -> torch.Tensor:
         """Scores (B, end − start) of items ``start..end-1`` for user representations (B, d).
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from seqbench.report.ablation import ablation_table
 from seqbench.report.compare import PerUser, find_variant, mark_metric_table
 from seqbench.report.options import ReportOptions
+from seqbench.report.robustness import robustness_tables
 from seqbench.report.strata import bucket_labels, strata_tables
 from seqbench.report.tables import Report
 
@@ -45,6 +46,9 @@ def analyse(report: Report, options: ReportOptions | None = None) -> Report:
             )
             report.strata += tables
             pairs += found
+    tables, found, curves = robustness_tables(report, options)  # evaluation conditions
+    report.robustness += tables
+    pairs += found
     report.pairs = pairs
     report.analysis = {
         "options": options.to_json(),
@@ -57,5 +61,6 @@ def analyse(report: Report, options: ReportOptions | None = None) -> Report:
             "buckets": bucket_labels(options.strata),
             "rule": "bucket i holds users with edges[i-1] < history_len <= edges[i]",
         },
+        **({"robustness": curves} if tables else {}),
     }
     return report

@@ -4,6 +4,10 @@
   ``sweep``), one line per group of variants equal in everything but that key, one panel per
   dataset; points are means over seeds, bars t-based 95% intervals over seeds (none for n=1).
 - ``noise-<key>-<metric>``: the same for sweep keys that name a noise level (contain "noise").
+- ``noise-<kind>-<metric>``: each variant's metric against the level of its evaluation
+  conditions of one kind, a panel per dataset and position (end, beginning, …); and
+  ``noise-train-<kind>-<metric>``: the clean test against a ``[train] noise`` sweep's level
+  (:mod:`seqbench.report.robustness`).
 - ``scaling-max_len``: seconds per epoch and peak memory against the sequence length ``max_len``,
   log-log, with the fitted slope of each line (1: linear, 2: quadratic).
 - ``differences-<metric>-<dataset>-<variant>-vs-<reference>``: the histogram of per-user
@@ -34,6 +38,7 @@ from seqbench import atomic
 from seqbench.report.compare import Paired, PerUser, find_variant, same_users
 from seqbench.report.load import CellResult, ResultFileError, Results, VariantInfo
 from seqbench.report.options import ReportOptions
+from seqbench.report.robustness import TRAIN_NOISE, write_noise_plots
 from seqbench.report.tables import Report, metric_title
 from seqbench.stats import seed_summary
 
@@ -294,12 +299,15 @@ def write_plots(report: Report, options: ReportOptions, folder: Path) -> list[Pa
     written: list[Path] = []
     metrics = [t.key for t in report.tables]
     for key in sweep_keys(results):
+        if key == TRAIN_NOISE:  # noise settings, drawn against their level below
+            continue
         prefix = "noise" if NOISE in key.lower() else "sweep"
         for metric in metrics:
             series = sweep_series(results, key, metric, report.split, options.level)
             if series:
                 figure = _sweep_figure(series, key, metric, report.split, prefix == "noise")
                 written += _save(figure, folder / _name(f"{prefix}-{key}-{metric}"))
+    written += write_noise_plots(report, options, folder)  # evaluation and training noise
     scaling = scaling_series(results)
     if scaling:
         written += _save(_scaling_figure(scaling), folder / f"scaling-{SCALING_KEY}")

@@ -268,7 +268,7 @@ def to_csv(report: Report) -> str:
             for index, cell in enumerate(row):
                 if cell.quantity is None or cell.quantity == "seeds":
                     continue
-                column = table.header[index] if table.kind == "strata" else ""
+                column = table.header[index] if table.kind in ("strata", "robustness") else ""
                 writer.writerow(_csv_row(table, cell, variants, column))
     for failed in report.failed:
         info = variants.get(failed.variant)
