@@ -33,8 +33,9 @@ the trial ``PRUNED``. A pruned trial trains no further seed.
 
 **Samplers.** TPE (default) and random draw from a sampler seeded per trial with the ``[tune]
 seed`` and the trial's number, so that processes never share a random stream and one process
-alone is reproducible. The grid sampler enqueues the first grid point (in a seeded shuffled
-order) that no trial has taken, inside the lock: no point is ever run twice, across processes
+alone is reproducible. The grid sampler enqueues the first grid point (in the order of
+:func:`seqbench.suite.tune.grid_points`: first key slowest) that no trial has taken, inside the
+lock: no point is ever run twice, across processes
 too.
 """
 
@@ -393,10 +394,7 @@ class Tuner:
         state.study = study
         state.distributions = distributions(plan.space)
         if self.tune.sampler == "grid":
-            import random
-
             state.grid = grid_points(plan.space)
-            random.Random(self.tune.seed).shuffle(state.grid)
         default = DefaultRun(
             state, [self._job(state, DEFAULT_TRIAL, plan.default, c) for c in plan.cells]
         )
