@@ -96,7 +96,8 @@ def test_trials_never_read_the_test_split(tmp_path: Path) -> None:
     ]
     a, b = (d.inputs("test") for d in loaded)
     assert (a[0] == b[0]).all() and (a[2] != b[2]).any()  # same inputs, other test targets
-    assert all((x == y).all() for x, y in zip(loaded[0].inputs("valid"), loaded[1].inputs("valid")))
+    valid = zip(loaded[0].inputs("valid"), loaded[1].inputs("valid"), strict=True)
+    assert all((x == y).all() for x, y in valid)
 
     values = []
     for name in ("a", "b"):
@@ -120,7 +121,7 @@ def test_trials_never_read_the_test_split(tmp_path: Path) -> None:
                     [(e["loss"], e["valid"]) for e in r["curve"]],
                 )
                 for r in records
-            ]  # fmt: skip
+            ]
         )
         summary = json.loads((tmp_path / "r" / f"t{name}" / "tune" / "summary.json").read_text())
         values[-1].append([h["value"] for h in summary["studies"][0]["history"]])

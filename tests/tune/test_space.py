@@ -39,7 +39,13 @@ def test_a_space_resolves_choices_and_ranges(tmp_path: Path) -> None:
         """
 [[models]]
 model = "sasrec"
-tune = { lr = { low = 1e-4, high = 1e-2, log = true }, hidden_size = [32, 64, 128], hidden_dropout_prob = { low = 0, high = 0.5, step = 0.1 }, n_layers = { low = 1, high = 3 }, max_len = [10, 20] }
+
+[models.tune]
+lr = { low = 1e-4, high = 1e-2, log = true }
+hidden_size = [32, 64, 128]
+hidden_dropout_prob = { low = 0, high = 0.5, step = 0.1 }
+n_layers = { low = 1, high = 3 }
+max_len = [10, 20]
 """,
     )
     plan = suite.models[0]  # type: ignore[attr-defined]
@@ -69,11 +75,23 @@ def test_every_bad_space_is_reported_with_its_line(tmp_path: Path) -> None:
 model = "sasrec"
 params = { hidden_size = 64 }
 sweep = { n_layers = [1, 2] }
-tune = { hiden_size = [1], hidden_size = [32], n_layers = [1], lr = { low = 0, high = 1e-2, log = true }, n_heads = { low = 1.0, high = 4 }, inner_size = { low = 8, high = 64, stp = 8 }, hidden_act = ["gelu", "tanhh"], batch_size = [] }
+
+[models.tune]
+hiden_size = [1]
+hidden_size = [32]
+n_layers = [1]
+lr = { low = 0, high = 1e-2, log = true }
+n_heads = { low = 1.0, high = 4 }
+inner_size = { low = 8, high = 64, stp = 8 }
+hidden_act = ["gelu", "tanhh"]
+batch_size = []
 """,
     )
     text = "\n".join(lines)
-    assert all(":16: models[0].tune." in line for line in lines), text
+    # one problem per key, each with the line of its key (the sub-table starts on line 17)
+    assert [line.split(": ")[0].rsplit(":", 1)[1] for line in lines] == [
+        str(n) for n in range(18, 26)
+    ], text
     assert "tune.hiden_size: unknown key to tune" in text and "did you mean 'hidden_size'?" in text
     assert "tune.hidden_size: 'hidden_size' is both set in params and tuned" in text
     assert "tune.n_layers: 'n_layers' is both swept and tuned" in text
