@@ -113,19 +113,8 @@ class Storage:
                 with self._advisory_lock(study):
                     yield
 
-    @contextlib.contextmanager
-    def _advisory_lock(self, study: str) -> Iterator[None]:
-        from sqlalchemy import text
-
-        key = int.from_bytes(hashlib.sha256(f"seqbench:{study}".encode()).digest()[:8], "big")
-        key -= 1 << 63  # a signed bigint
-        with self._engine.connect() as connection:
-            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
-            try:
-                yield
-            finally:
-                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-                connection.commit()
+    def _advisory_lock(self, study: str) -> contextlib.AbstractContextManager[None]:
+        return advisory_lock(self._engine, study)
 
     @property
     def heartbeats(self) -> bool:
@@ -141,6 +130,33 @@ class Storage:
             self._engine.dispose()
         with contextlib.suppress(Exception):
             self.optuna.remove_session()
+
+
+@contextlib.contextmanager
+def advisory_lock(engine: Any, name: str) -> Iterator[None]:
+    """A PostgreSQL session-level advisory lock on ``name``, held on its own connection."""
+    from sqlalchemy import text
+
+    key = int.from_bytes(hashlib.sha256(f"seqbench:{name}".encode()).digest()[:8], "big")
+    key -= 1 << 63  # a signed bigint
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            connection.commit()
+
+
+def _driver() -> str:
+    """The installed PostgreSQL driver SQLAlchemy should use: psycopg (3, the tune extra's),
+    else psycopg2."""
+    import importlib.util
+
+    for module, name in (("psycopg", "psycopg"), ("psycopg2", "psycopg2")):
+        if importlib.util.find_spec(module) is not None:
+            return name
+    return "psycopg"  # not installed: the import error names it
 
 
 def _digest(text: str) -> str:
@@ -185,14 +201,18 @@ def open_storage(
             "on several machines) or a journal file path (default: RESULTS/<suite>/tune/"
             f"{JOURNAL})"
         )
-    # SQLAlchemy knows the scheme as postgresql only (postgres:// is libpq's alias)
-    url = "postgresql" + spec[len("postgres") :] if scheme.split("+")[0] == "postgres" else spec
+    # SQLAlchemy spells the scheme postgresql (libpq also accepts postgres); without a driver
+    # named, the one installed (SQLAlchemy's own default may not be)
+    driver = scheme.split("+", 1)[1] if "+" in scheme else _driver()
+    url = f"postgresql+{driver}" + spec[len(scheme) :]
     try:
         import sqlalchemy
         from optuna.storages import RDBStorage
         from sqlalchemy.pool import NullPool
 
-        with warnings.catch_warnings():
+        engine = sqlalchemy.create_engine(url, poolclass=NullPool)
+        # one process at a time creates Optuna's tables (two at once collide)
+        with advisory_lock(engine, "optuna-schema"), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # heartbeat arguments are "experimental"
             optuna_storage = RDBStorage(
                 url,
@@ -200,10 +220,9 @@ def open_storage(
                 grace_period=GRACE_SECONDS,
                 heartbeat_stale_trial_callback=on_stale,
             )
-        engine = sqlalchemy.create_engine(url, poolclass=NullPool)
     except ImportError as exc:
         raise ConfigError(
-            f"--storage {mask(spec)} needs a PostgreSQL driver ({exc.name} is missing): "
+            f"--storage {mask(spec)} needs a PostgreSQL driver ({exc.name or exc}): "
             'pip install "seqbench[tune]"'
         ) from None
     except Exception as exc:  # connection refused, bad password, no database …

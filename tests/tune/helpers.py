@@ -109,7 +109,9 @@ def study_trials(storage: str, name: str) -> list[Any]:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if "://" in storage:
-        store: Any = optuna.storages.RDBStorage(storage)
+        from seqbench.tune.storage import open_storage
+
+        store: Any = open_storage(storage, Path("."), Path(".")).optuna
     else:
         from optuna.storages.journal import JournalFileBackend
 
