@@ -200,11 +200,21 @@ def report(
     chosen = list(dict.fromkeys(formats or list(Format)))
     renderers = {Format.md: render.to_markdown, Format.latex: render.to_latex,
                  Format.csv: render.to_csv, Format.json: to_json}  # fmt: skip
-    written = [write_atomic(target / FILES[f], renderers[f](built)) for f in chosen]
+    texts = {f: renderers[f](built) for f in chosen}
+    summaries = _with_tuning(directory, texts, built.warnings)  # seqbench tune's summaries
+    written = [write_atomic(target / FILES[f], text) for f, text in texts.items()]
+    if summaries and Format.csv in chosen:
+        from seqbench.report import tuning
+
+        written.append(write_atomic(target / "tuning.csv", tuning.to_csv(summaries)))
     if plots:
         from seqbench.report.plots import write_plots
 
         figures = write_plots(built, options, target / "plots")
+        if summaries:
+            from seqbench.report import tuning
+
+            figures += tuning.write_plots(summaries, target / "plots")
         if not figures:
             built.warnings.append("--plots: nothing to plot (no sweep, no max_len series, no "
                                   "comparison with a reference)")  # fmt: skip
@@ -225,6 +235,27 @@ def report(
     if plots and figures:
         out.print(f"wrote {len(figures)} plot files to {escape(str(target / 'plots'))}",
                   highlight=False)  # fmt: skip
+
+
+def _with_tuning(directory: Path, texts: dict[Format, str], warnings: list[str]) -> list[Any]:
+    """Add the tuning tables (``<suite>/tune/summary.json``, if any) to the rendered files."""
+    import json
+
+    from seqbench.report import tuning
+
+    summaries, problems = tuning.load_summaries(directory)
+    warnings.extend(problems)
+    if not summaries:
+        return []
+    if Format.md in texts:
+        texts[Format.md] += tuning.to_markdown(summaries)
+    if Format.latex in texts:
+        texts[Format.latex] += tuning.to_latex(summaries)
+    if Format.json in texts:
+        data = json.loads(texts[Format.json])
+        data["tuning"] = tuning.to_json(summaries)
+        texts[Format.json] = json.dumps(data, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+    return summaries
 
 
 def _print_wide(renderable: Any) -> None:
