@@ -8,7 +8,7 @@ excluded), the best validation value and its parameters, and the wall time.
     python benchmarks/tune_pruning.py --ml100k ../shared/data/ml-100k-recbole/ml-100k.inter \
         --out benchmarks/results/tune_pruning.json
 
-Datasets: the synthetic set (SASRec, 20 trials of at most 15 epochs) and, with ``--ml100k``,
+Datasets: the synthetic set (SASRec, 20 trials of at most 10 epochs) and, with ``--ml100k``,
 RecBole's ml-100k (SASRec, 6 trials of at most 10 epochs). Everything runs on the CPU, one trial
 at a time (``--jobs 1``), so that the wall times compare.
 """
@@ -52,7 +52,7 @@ params = {{ n_layers = 1, n_heads = 1 }}
 
 [models.tune]
 lr = {{ low = 3e-4, high = 1e-2, log = true }}
-hidden_size = [32, 64]
+hidden_size = [16, 32]
 hidden_dropout_prob = {{ low = 0.1, high = 0.5, step = 0.1 }}
 
 [tune]
@@ -65,11 +65,11 @@ startup_trials = {startup}
 
 CASES = {
     "synthetic": {
-        "dataset": 'name = "synthetic"\noptions = { n_users = 400, n_items = 120 }',
-        "max_len": 20,
-        "epochs": 15,
+        "dataset": 'name = "synthetic"\noptions = { n_users = 200, n_items = 60 }',
+        "max_len": 10,
+        "epochs": 10,
         "batch_size": 256,
-        "stopping_step": 3,
+        "stopping_step": 2,
         "trials": 20,
         "startup": 5,
     },
