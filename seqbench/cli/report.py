@@ -193,7 +193,12 @@ def report(
         n_resamples=resamples, strata=parse_strata(strata),
         compare=parse_pair(compare) if compare is not None else None,
     )  # fmt: skip
-    results = load_results(directory)
+    try:
+        results = load_results(directory)
+    except SeqbenchError:
+        if not _tuning_only(directory, out_dir, formats, plots):  # tuned, no final cells yet
+            raise
+        return
     built = build_report(results, names or None, split.value, from_ranks)  # type: ignore[arg-type]
     analyse(built, options)
     target = out_dir if out_dir is not None else Path(directory) / "report"
@@ -235,6 +240,37 @@ def report(
     if plots and figures:
         out.print(f"wrote {len(figures)} plot files to {escape(str(target / 'plots'))}",
                   highlight=False)  # fmt: skip
+
+
+def _tuning_only(
+    directory: Path, out_dir: Path | None, formats: list[Format] | None, plots: bool
+) -> bool:
+    """A folder with tuning summaries and no final cell yet: the tuning tables alone."""
+    import json
+
+    from seqbench.report import tuning
+
+    summaries, problems = tuning.load_summaries(directory)
+    if not summaries:
+        return False
+    target = out_dir if out_dir is not None else Path(directory) / "report"
+    chosen = list(dict.fromkeys(formats or list(Format)))
+    texts = {
+        Format.md: "# Tuning\n" + tuning.to_markdown(summaries),
+        Format.latex: tuning.to_latex(summaries),
+        Format.json: json.dumps({"tuning": tuning.to_json(summaries)}, indent=1) + "\n",
+        Format.csv: tuning.to_csv(summaries),
+    }
+    files = {**FILES, Format.csv: "tuning.csv"}
+    written = [write_atomic(target / files[f], texts[f]) for f in chosen]
+    if plots:
+        written += tuning.write_plots(summaries, target / "plots")
+    for problem in problems:
+        err.print(f"[yellow]warning:[/] {escape(problem)}", highlight=False)
+    err.print("[yellow]warning:[/] no final cells yet: the tuning tables only", highlight=False)
+    for path in written:
+        out.print(f"wrote {escape(str(path))}", highlight=False)
+    return True
 
 
 def _with_tuning(directory: Path, texts: dict[Format, str], warnings: list[str]) -> list[Any]:

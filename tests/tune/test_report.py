@@ -96,3 +96,24 @@ def test_the_report_has_a_tuning_table_and_plots_and_never_reads_trials(tmp_path
     second = json.loads((tmp_path / "o3" / "report.json").read_text())
     assert plain.exit_code == again.exit_code == 0
     assert first["tables"] == second["tables"]
+
+
+def test_a_folder_with_only_tuning_reports_the_tuning_tables(tmp_path: Path) -> None:
+    suite = tmp_path / "R" / "demo"
+    (suite / "tune").mkdir(parents=True)
+    (suite / "tune" / "summary.json").write_text(json.dumps(SUMMARY))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["report", str(suite), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "report.json", "tables.md", "tables.tex", "tuning.csv"
+    ]  # fmt: skip
+    assert "| sasrec | lr [0.0001, 0.01] log |" in (out / "tables.md").read_text()
+    assert json.loads((out / "report.json").read_text())["tuning"]["studies"][0]["tuned"] == 0.25
+    assert "no final cells yet" in result.stderr
+    empty = CliRunner().invoke(app, ["report", str(tmp_path / "R"), "--out", str(out)])
+    assert empty.exit_code == 0  # a root of suites finds the suite's summary too
+    nothing = tmp_path / "nothing"
+    nothing.mkdir()
+    missing = CliRunner().invoke(app, ["report", str(nothing)])
+    assert missing.exit_code == 1 and "no results found" in missing.stderr
