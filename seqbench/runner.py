@@ -67,6 +67,7 @@ class PlannedCell:
     cell: Cell
     hash: str
     identity: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)  # the job's extra (e.g. tuned_from)
 
     @property
     def relative(self) -> Any:
@@ -262,6 +263,7 @@ def jobs_for(suite_name: str, planned: list[PlannedCell], options: RunOptions) -
             eval_batch_size=options.eval_batch_size,
             lease_seconds=options.lease_seconds,
             retry=options.retry,
+            extra=dict(p.extra),
         )
         for p in planned
     ]

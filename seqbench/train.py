@@ -83,9 +83,11 @@ def fit_and_evaluate(
     on_event: EventFn | None = None,
     memory_probe: Callable[[], dict[str, float]] | None = None,
     outcome: Outcome | None = None,
+    test: bool = True,
 ) -> Outcome:
     """Train ``model`` on ``dataset`` (early stopping on valid), then rank valid and test,
-    in the arithmetic of ``[train] precision`` (:mod:`seqbench.precision`).
+    in the arithmetic of ``[train] precision`` (:mod:`seqbench.precision`). ``test=False``
+    (a tuning trial) ranks valid only: the test split is never built, let alone scored.
 
     ``outcome`` (default: a new one) is filled in as training goes, so that a caller whose
     ``on_event`` ends the cell early (a stop request raises out of it) keeps the curve so far.
@@ -93,7 +95,7 @@ def fit_and_evaluate(
     outcome = outcome if outcome is not None else Outcome()
     with precision.numerics(settings.train.precision, device):
         return _fit_and_evaluate(
-            model, dataset, settings, seed, device, on_event, memory_probe, outcome
+            model, dataset, settings, seed, device, on_event, memory_probe, outcome, test
         )
 
 
@@ -106,6 +108,7 @@ def _fit_and_evaluate(
     on_event: EventFn | None,
     memory_probe: Callable[[], dict[str, float]] | None,
     outcome: Outcome,
+    test: bool = True,
 ) -> Outcome:
     emit = on_event or (lambda event: None)
     probe = memory_probe or (lambda: {})
@@ -120,10 +123,13 @@ def _fit_and_evaluate(
     outcome.train_peak = probe()
 
     outcome.valid = _rank(model, valid, dataset, settings)
-    test = DeviceSplit(dataset, "test", max_len, device)
+    if not test:  # validation only (a tuning trial): no test split, no test ranks
+        outcome.eval_peak = probe()
+        return outcome
+    test_split = DeviceSplit(dataset, "test", max_len, device)
     _synchronize(device)
     start = time.perf_counter()
-    outcome.test = _rank(model, test, dataset, settings)
+    outcome.test = _rank(model, test_split, dataset, settings)
     _synchronize(device)
     outcome.inference_seconds = time.perf_counter() - start
     outcome.eval_peak = probe()

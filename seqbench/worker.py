@@ -22,6 +22,12 @@ Threads come from the environment the executor sets (:mod:`seqbench.threads`).
 Exit status: 0 after ``exit``; 130 when interrupted by SIGINT or SIGTERM (the cell in progress
 records nothing; the signal is honoured at the cell's next event, never inside torch's code).
 
+A job's ``extra`` may ask for a validation-only cell (a tuning trial, ``seqbench tune``):
+``{"validation_only": true, "tune": {study, trial, storage, sampler, params, metric}}``. The
+cell then trains with early stopping as usual but never builds or ranks the test split, writes
+no ranks.npz (a trial's per-user ranks serve no report), and records ``tune`` with ``value``
+(``metric`` at the best epoch) and validation metrics only.
+
 ``$SEQBENCH_FAULT`` injects faults for tests: ``kill-runner@epoch=N`` SIGKILLs the parent and
 this worker at the end of epoch N, ``kill-runner@before-result`` just before result.json is
 written, ``kill-worker@epoch=N`` this worker alone; ``…:PATH`` fires only if PATH does not exist
@@ -195,6 +201,12 @@ def run_cell(
         "threads": threads,
         "memory": {"start_rss_mib": memory.current_rss_mib()},
     }
+    tune = job.extra.get("tune")
+    if isinstance(tune, dict):  # a tuning trial: validation only (see the module docstring)
+        data["tune"] = dict(tune)
+    tuned_from = job.extra.get("tuned_from")
+    if isinstance(tuned_from, dict):  # seqbench run --tuned: where the settings came from
+        data["tuned_from"] = dict(tuned_from)
     outcome = Outcome()
     started = time.perf_counter()
     with _cell_output(out / record.LOG):
@@ -219,6 +231,9 @@ def run_cell(
                 "traceback": traceback.format_exc(),
             }
         data.setdefault("timing", {})["total_seconds"] = time.perf_counter() - started
+        if "tune" in data:
+            valid = (data.get("metrics") or {}).get("valid") or {}
+            data["tune"]["value"] = valid.get(data["tune"].get("metric"))
         if data["status"] != "ok":
             data.setdefault("memory", {}).update(_memory(device, state))
         data["recorded"] = record.now()
@@ -327,14 +342,21 @@ def _run(
         on_event=state.on_event,
         memory_probe=lambda: _phase_memory(device, state),
         outcome=outcome,
+        test=not validation_only(job),
     )
-    from seqbench.robustness.conditions import after_training  # weights, [eval] noise
+    if outcome.test is not None:  # a tuning trial: no test split, no conditions, no ranks
+        from seqbench.robustness.conditions import after_training  # weights, [eval] noise
 
-    conditions = after_training(model, dataset, cell, job.hash, settings, device, out, data)
-    _save_ranks(out / record.RANKS, dataset, outcome, cell.eval.ties, conditions)
+        conditions = after_training(model, dataset, cell, job.hash, settings, device, out, data)
+        _save_ranks(out / record.RANKS, dataset, outcome, cell.eval.ties, conditions)
     summary = _summary(outcome, settings, device, state)
     summary["memory"] = {**data.get("memory", {}), **summary["memory"]}
     data.update(summary)
+
+
+def validation_only(job: CellJob) -> bool:
+    """Whether the job is a tuning trial, which must never read the test split."""
+    return bool(job.extra.get("validation_only")) or "tune" in job.extra
 
 
 def _item_text(cell: Cell, dataset: Any, job: CellJob, data: dict[str, Any]) -> ItemText:
@@ -385,13 +407,15 @@ def _item_text(cell: Cell, dataset: Any, job: CellJob, data: dict[str, Any]) -> 
 def _summary(
     outcome: Outcome, settings: Settings, device: torch.device, state: CellState
 ) -> dict[str, Any]:
-    assert outcome.valid is not None and outcome.test is not None
+    assert outcome.valid is not None
     trained = [r["seconds"] for r in outcome.curve]
+    metrics = {"valid": metric_values(outcome.valid, settings)}
+    users_per_second = None
+    if outcome.test is not None:  # validation-only cells (tuning trials) have no test
+        metrics["test"] = metric_values(outcome.test, settings)
+        users_per_second = len(outcome.test.higher) / max(outcome.inference_seconds, 1e-9)
     return {
-        "metrics": {
-            "valid": metric_values(outcome.valid, settings),
-            "test": metric_values(outcome.test, settings),
-        },
+        "metrics": metrics,
         "curve": outcome.curve,
         "best_epoch": outcome.best_epoch,
         "epochs_run": outcome.epochs_run,
@@ -399,8 +423,8 @@ def _summary(
         "timing": {
             "seconds_per_epoch": float(np.mean(trained)) if trained else 0.0,
             "train_seconds": outcome.train_seconds,
-            "inference_seconds": outcome.inference_seconds,
-            "users_per_second": len(outcome.test.higher) / max(outcome.inference_seconds, 1e-9),
+            "inference_seconds": outcome.inference_seconds if outcome.test is not None else None,
+            "users_per_second": users_per_second,
         },
         "memory": {
             **_memory(device, state),

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 import seqbench
-from seqbench.cli import data, doctor, evaluate, models, report, run, validate
+from seqbench.cli import data, doctor, evaluate, models, report, run, tune, validate
 from seqbench.cli.common import invocation, out, setup_logging
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data")
 app.command("run")(run.run)
+app.command("tune")(tune.tune)
 app.command("models")(models.list_models)
 app.command("validate")(validate.validate)
 app.command("report")(report.report)

@@ -193,18 +193,33 @@ def report(
         n_resamples=resamples, strata=parse_strata(strata),
         compare=parse_pair(compare) if compare is not None else None,
     )  # fmt: skip
-    results = load_results(directory)
+    try:
+        results = load_results(directory)
+    except SeqbenchError:
+        if not _tuning_only(directory, out_dir, formats, plots):  # tuned, no final cells yet
+            raise
+        return
     built = build_report(results, names or None, split.value, from_ranks)  # type: ignore[arg-type]
     analyse(built, options)
     target = out_dir if out_dir is not None else Path(directory) / "report"
     chosen = list(dict.fromkeys(formats or list(Format)))
     renderers = {Format.md: render.to_markdown, Format.latex: render.to_latex,
                  Format.csv: render.to_csv, Format.json: to_json}  # fmt: skip
-    written = [write_atomic(target / FILES[f], renderers[f](built)) for f in chosen]
+    texts = {f: renderers[f](built) for f in chosen}
+    summaries = _with_tuning(directory, texts, built.warnings)  # seqbench tune's summaries
+    written = [write_atomic(target / FILES[f], text) for f, text in texts.items()]
+    if summaries and Format.csv in chosen:
+        from seqbench.report import tuning
+
+        written.append(write_atomic(target / "tuning.csv", tuning.to_csv(summaries)))
     if plots:
         from seqbench.report.plots import write_plots
 
         figures = write_plots(built, options, target / "plots")
+        if summaries:
+            from seqbench.report import tuning
+
+            figures += tuning.write_plots(summaries, target / "plots")
         if not figures:
             built.warnings.append("--plots: nothing to plot (no sweep, no max_len series, no "
                                   "comparison with a reference)")  # fmt: skip
@@ -225,6 +240,58 @@ def report(
     if plots and figures:
         out.print(f"wrote {len(figures)} plot files to {escape(str(target / 'plots'))}",
                   highlight=False)  # fmt: skip
+
+
+def _tuning_only(
+    directory: Path, out_dir: Path | None, formats: list[Format] | None, plots: bool
+) -> bool:
+    """A folder with tuning summaries and no final cell yet: the tuning tables alone."""
+    import json
+
+    from seqbench.report import tuning
+
+    summaries, problems = tuning.load_summaries(directory)
+    if not summaries:
+        return False
+    target = out_dir if out_dir is not None else Path(directory) / "report"
+    chosen = list(dict.fromkeys(formats or list(Format)))
+    texts = {
+        Format.md: "# Tuning\n" + tuning.to_markdown(summaries),
+        Format.latex: tuning.to_latex(summaries),
+        Format.json: json.dumps({"tuning": tuning.to_json(summaries)}, indent=1) + "\n",
+        Format.csv: tuning.to_csv(summaries),
+    }
+    files = {**FILES, Format.csv: "tuning.csv"}
+    written = [write_atomic(target / files[f], texts[f]) for f in chosen]
+    if plots:
+        written += tuning.write_plots(summaries, target / "plots")
+    for problem in problems:
+        err.print(f"[yellow]warning:[/] {escape(problem)}", highlight=False)
+    err.print("[yellow]warning:[/] no final cells yet: the tuning tables only", highlight=False)
+    for path in written:
+        out.print(f"wrote {escape(str(path))}", highlight=False)
+    return True
+
+
+def _with_tuning(directory: Path, texts: dict[Format, str], warnings: list[str]) -> list[Any]:
+    """Add the tuning tables (``<suite>/tune/summary.json``, if any) to the rendered files."""
+    import json
+
+    from seqbench.report import tuning
+
+    summaries, problems = tuning.load_summaries(directory)
+    warnings.extend(problems)
+    if not summaries:
+        return []
+    if Format.md in texts:
+        texts[Format.md] += tuning.to_markdown(summaries)
+    if Format.latex in texts:
+        texts[Format.latex] += tuning.to_latex(summaries)
+    if Format.json in texts:
+        data = json.loads(texts[Format.json])
+        data["tuning"] = tuning.to_json(summaries)
+        texts[Format.json] = json.dumps(data, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+    return summaries
 
 
 def _print_wide(renderable: Any) -> None:

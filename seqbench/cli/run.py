@@ -237,6 +237,14 @@ def run(
     ] = None,
     mirror: Annotated[str | None, typer.Option(help="Download mirror base URL.")] = None,
     data_dir: DataDirOption = None,
+    tuned: Annotated[
+        bool,
+        typer.Option(
+            "--tuned",
+            help="Entries with a search space use the best values of `seqbench tune` "
+            "(ROOT/<suite>/tune/summary.json); each result records them under tuned_from.",
+        ),
+    ] = False,
 ) -> None:
     """Run a suite: every dataset × model × ablation × sweep point × seed not yet complete.
 
@@ -251,6 +259,11 @@ def run(
 
     suite = load_suite(suite_file, data_dir=data_dir)
     cells = runner.select(suite.cells(), tuple(only or ()))
+    extras: list[dict[str, Any]] = [{} for _ in cells]
+    if tuned:
+        from seqbench.tune.tuned import tuned_cells
+
+        cells, extras = tuned_cells(suite, cells, results)
     if not dry_run:
         suite.require_data(cells)  # a data-folder file not found: what to get, where to put it
     options = runner.RunOptions(
@@ -291,11 +304,11 @@ def run(
     _stop_on_sigterm()
     try:
         if quiet:
-            planned = runner.plan(cells, options)
+            planned = _with_extras(runner.plan(cells, options), extras)
             summary = runner.run_cells(suite.name, planned, options, QuietDisplay())
         else:
             with RichBars(err) as bars:
-                planned = runner.plan(cells, options, bars=bars)
+                planned = _with_extras(runner.plan(cells, options, bars=bars), extras)
             with RichDisplay() as display:
                 summary = runner.run_cells(suite.name, planned, options, display)
         from seqbench.robustness.stored import complete_planned  # [eval] noise added later
@@ -321,3 +334,10 @@ def _stop_on_sigterm() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
+
+
+def _with_extras(planned: list[Any], extras: list[dict[str, Any]]) -> list[Any]:
+    """Each planned cell (in the order of its cell) with its job's extra (``--tuned``)."""
+    for cell, extra in zip(planned, extras, strict=True):
+        cell.extra = extra
+    return planned

@@ -91,6 +91,7 @@ def build_suite(ctx: Context, file: Path) -> Suite:
         eval=evaluation,
         datasets=[plan for _, plan in got["datasets"]],
         models=[plan for _, plan in got["models"]],
+        tune=got["tune"],
     )
     suite._cells = tuple(cells)
     return suite

@@ -17,6 +17,7 @@ from seqbench.suite.locator import KeyPath
 from seqbench.suite.problems import expected_of, show
 from seqbench.suite.resolved import ModelPlan, SweepTarget
 from seqbench.suite.schemas import ModelSection, expectations
+from seqbench.suite.tune import check_space
 
 
 def check_models(ctx: Context) -> list[tuple[int, ModelPlan]]:
@@ -58,6 +59,7 @@ def _model(
     train: TrainSettings = ctx.resolved["train"]
     targets = _sweep(ctx, spec, section, protocol, train, (*where, "sweep"))
     _sweep_disabled(ctx, spec, section, targets, where)
+    space, space_targets = check_space(ctx, spec, section, protocol, train, where, targets)
     if len(problems) > ok or params is None:
         return None
     return i, ModelPlan(
@@ -69,6 +71,8 @@ def _model(
         sweep={k: list(v) for k, v in section.sweep.items()},
         sweep_targets=targets,
         role=section.role,
+        tune=space,
+        tune_targets=space_targets,
     )
 
 

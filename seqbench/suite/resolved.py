@@ -11,6 +11,7 @@ from seqbench.cells import Cell, EvalSettings, Role, TrainSettings, Variant
 from seqbench.data.load import DatasetSpec
 from seqbench.data.protocol import Protocol
 from seqbench.suite.problems import DataNeededError
+from seqbench.suite.tune import Dimension, SpaceTarget, TuneSettings
 
 SweepTarget = Literal["params", "protocol", "train"]
 
@@ -39,6 +40,8 @@ class ModelPlan(BaseModel):
     sweep: dict[str, list[Any]]
     sweep_targets: dict[str, SweepTarget]
     role: Role
+    tune: dict[str, Dimension] = {}  # search space (seqbench tune); empty: not tuned
+    tune_targets: dict[str, SpaceTarget] = {}
 
 
 class Suite(BaseModel):
@@ -56,6 +59,7 @@ class Suite(BaseModel):
     eval: EvalSettings
     datasets: list[DatasetPlan]
     models: list[ModelPlan]
+    tune: TuneSettings | None = None  # [tune], resolved; None without spaces and [tune]
     _cells: tuple[Cell, ...] = PrivateAttr(default=())
 
     def cells(self) -> list[Cell]:

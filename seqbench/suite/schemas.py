@@ -88,6 +88,7 @@ class ModelSection(BaseModel):
         default_factory=dict
     )
     role: Role = "baseline"
+    tune: dict[str, Any] = Field(default_factory=dict)  # search space (seqbench.suite.tune)
 
     @field_validator("name")
     @classmethod
@@ -120,6 +121,8 @@ FIELD_EXPECTED: dict[KeyPath, str] = {
     ("models", "params"): "a table of model parameters, e.g. { hidden_size = 64 }",
     ("models", "ablations"): 'a non-empty list of ablation names, e.g. ["full"]',
     ("models", "sweep"): "a table of parameter → list of values, e.g. { n_layers = [1, 2] }",
+    ("models", "tune"): "a table of key → search space, e.g. { lr = { low = 1e-4, high = 1e-2, "
+    "log = true }, hidden_size = [32, 64] }",
 }
 
 

@@ -16,6 +16,7 @@ from seqbench.suite.context import Context
 from seqbench.suite.datasets import check_datasets
 from seqbench.suite.models import check_models
 from seqbench.suite.settings import check_eval, check_head, check_protocol, check_train
+from seqbench.suite.tune import check_tune
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("eval", check_eval),
     Section("datasets", check_datasets),
     Section("models", check_models),
+    Section("tune", check_tune),
 )
 
 #: The names of the tables a suite may hold (anything else is an unknown table).

@@ -85,7 +85,7 @@ def test_a_bad_suite_exits_1_with_one_line_per_problem(tmp_path: Path) -> None:
         "min_rating, dedup, time_precision, time_scaling, split, padding; did you mean "
         "'max_len'?",
         f"{path}:23: models[1].modle: unknown key; expected one of model, name, params, "
-        "ablations, sweep, role; did you mean 'model'?",
+        "ablations, sweep, role, tune; did you mean 'model'?",
     ]
 
 
