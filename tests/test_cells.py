@@ -83,6 +83,11 @@ TRAIN_ALTERNATIVES = {
     "loss": "bpr",
     "negatives": 5,  # model_copy skips validation: alone, with loss "ce", it would be refused
     "precision": "bf16",  # hashed at the identity's top level (tests/core/test_precision.py)
+    "mode": "throughput",
+    # model_copy skips validation: alone, in fit mode, each would be refused
+    "warmup_steps": 1,
+    "steps": 3,
+    "score_users": 7,
 }
 EVAL_ALTERNATIVES = {"metrics": ["hr@5"], "ties": "expected", "mask_history": True}
 PARAM_ALTERNATIVES = {
