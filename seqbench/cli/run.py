@@ -75,9 +75,12 @@ class RichDisplay(QuietDisplay):
 
     def started(self, handle: Any) -> None:
         job = handle.job
-        epochs = job.cell.get("train", {}).get("epochs")
+        train = job.cell.get("train", {})
+        total = train.get("epochs")
+        if train.get("mode") == "throughput":  # warm-up and timed steps, then the scoring
+            total = (train.get("warmup_steps") or 0) + (train.get("steps") or 0) + 1
         self._running[job.hash] = self.progress.add_task(
-            f"  {escape(job.title)}", total=epochs, info=escape(_short_where(handle.where))
+            f"  {escape(job.title)}", total=total, info=escape(_short_where(handle.where))
         )
 
     def event(self, handle: Any, event: dict[str, Any]) -> None:
@@ -89,7 +92,12 @@ class RichDisplay(QuietDisplay):
             return
         where = _short_where(handle.where)
         seen = self._validation.get(handle.job.hash, "")
-        if kind == "batch":
+        if kind == "step":  # a throughput cell
+            name = {"warmup": "warm-up", "train": "step", "score": "scored users"}
+            info = f"{name.get(event.get('phase'), '?')} {event.get('step')}/{event.get('steps')}"
+            self.progress.advance(task)
+            self.progress.update(task, info=escape(f"{info} {where}"))
+        elif kind == "batch":
             info = f"batch {event.get('batch', 0)}/{event.get('batches', '?')} {seen} {where}"
             self.progress.update(task, info=escape(info))
         elif kind == "epoch":
@@ -124,6 +132,8 @@ def _finished_line(outcome: Any) -> str:
     result = outcome.result or {}
     status = result.get("status") if outcome.published else outcome.status
     path = outcome.path
+    if status == "ok" and result.get("throughput"):
+        return f"ok {title}: {throughput_summary(result['throughput'])}"
     if status == "ok":
         metrics = result.get("metrics", {}).get("test") or {}
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if v is not None)
@@ -143,6 +153,23 @@ def _finished_line(outcome: Any) -> str:
     if status == "crashed":
         return f"CRASHED {title}: {outcome.message} (will be retried)"
     return ""
+
+
+def throughput_summary(section: dict[str, Any]) -> str:
+    """``0.412 s/step (5 steps), 621 tokens/s, 88.1 users/s, +312 MiB`` of a throughput cell."""
+    parts = []
+    if section.get("seconds_per_step") is not None:
+        done = len(section.get("step_seconds") or [])
+        parts.append(f"{section['seconds_per_step']:.3g} s/step ({done} steps)")
+    if section.get("tokens_per_second") is not None:
+        parts.append(f"{section['tokens_per_second']:,.0f} tokens/s")
+    if section.get("users_per_second") is not None:
+        parts.append(f"{section['users_per_second']:,.3g} users/s")
+    memory = section.get("memory") or {}
+    if memory.get("train_peak") is not None and memory.get("baseline") is not None:
+        above = memory["train_peak"] - memory["baseline"]
+        parts.append(f"training {above:+,.0f} MiB above the baseline ({memory.get('kind')})")
+    return ", ".join(parts) or "no step completed"
 
 
 @reports_errors

@@ -138,6 +138,14 @@ def _variant(
             + ", ".join(n for n, m in sorted(registry.items()) if m.allows_all_positions()),
         )
         return None
+    if train_values.mode == "throughput" and not spec.cls.trainable:
+        problems.add(
+            ("models", i, "model"),
+            f"model {spec.name!r} is fitted from counts, not trained by steps, so a throughput "
+            "cell would have nothing to time",
+            'mode = "fit" in [train] (or a sweep), or a trained model',
+        )
+        return None
     protocol_values = Protocol.model_validate(parts["protocol"])
     shown = {
         key: resolved[key]
