@@ -120,7 +120,8 @@ def _variant(
     except ValidationError as exc:
         _sweep_point_problem(i, point, exc, "params", problems)
         return None
-    resolved = params.model_dump(mode="json")
+    dumped = params.model_dump(mode="json")
+    resolved = params.resolved()  # late-added parameters at their old value left out
     try:
         train_values = TrainSettings.model_validate({**train.model_dump(), **parts["train"]})
     except ValidationError as exc:
@@ -148,7 +149,7 @@ def _variant(
         return None
     protocol_values = Protocol.model_validate(parts["protocol"])
     shown = {
-        key: resolved[key]
+        key: dumped[key]
         if target == "params"
         else getattr(protocol_values if target == "protocol" else train_values, key)
         for key, target in plan.sweep_targets.items()
