@@ -235,7 +235,8 @@ def run_cell(
         except (MemoryError, torch.OutOfMemoryError) as exc:
             log.exception("cell ran out of memory")
             reason = _placed(f"{type(exc).__name__}: {exc}", state)
-            _record_stop(data, outcome, "oom", reason, "allocator")
+            capped = device.type == "cuda" and job.device_memory_limit_mib is not None
+            _record_stop(data, outcome, "oom", reason, "memory-limit" if capped else "allocator")
         except BaseException as exc:  # the cell failed: record why, let the suite go on
             log.exception("cell failed")
             data["status"] = "failed"
@@ -318,6 +319,8 @@ def _run(
 ) -> None:
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
+    if device.type == "cuda":
+        _cap_device_memory(device, job.device_memory_limit_mib)
     data["environment"] = environment.describe(device)
     log.info("cell %s on %s", job.hash[:8], device)
 
@@ -380,6 +383,18 @@ def _run(
     summary = _summary(outcome, settings, device, state)
     summary["memory"] = {**data.get("memory", {}), **summary["memory"]}
     data.update(summary)
+
+
+def _cap_device_memory(device: torch.device, limit_mib: float | None) -> None:
+    """The CUDA allocator's cap for this cell (``--memory-limit`` on a GPU): past it an
+    allocation raises ``torch.OutOfMemoryError`` and the cell ends ``oom``. Each cell sets its
+    own (a worker serves several), starting from an emptied cache."""
+    torch.cuda.empty_cache()
+    total = torch.cuda.get_device_properties(device).total_memory / 2**20
+    fraction = 1.0 if limit_mib is None else min(1.0, limit_mib / total)
+    torch.cuda.set_per_process_memory_fraction(fraction, device)
+    if limit_mib is not None:
+        log.info("CUDA allocator capped at %.0f MiB (%.3f of %.0f MiB)", limit_mib, fraction, total)
 
 
 def _item_text(cell: Cell, dataset: Any, job: CellJob, data: dict[str, Any]) -> ItemText:

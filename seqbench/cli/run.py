@@ -18,6 +18,7 @@ from rich.progress import (
 
 from seqbench.cli.common import err, out, parse_duration, parse_retry, reports_errors
 from seqbench.cli.validate import DataDirOption
+from seqbench.limits import parse_memory
 from seqbench.progress import RichBars
 
 DEFAULT_RESULTS = Path("results")
@@ -220,6 +221,24 @@ def run(
             "their cells at once.",
         ),
     ] = "5m",
+    memory_limit: Annotated[
+        str,
+        typer.Option(
+            metavar="SIZE",
+            help="Memory cap per cell (4GiB, 512MiB, 50%, auto, none): on a CPU the worker's "
+            "resident memory, killed past it; on CUDA the allocator's. A cell past it ends oom "
+            "and the suite goes on. auto: 80% of the memory available at start, divided by "
+            "--jobs (on CUDA: no allocator cap, the host's memory watched at that share).",
+        ),
+    ] = "auto",
+    time_limit: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DURATION",
+            help="Wall-time cap per cell (90s, 10m, 2h): a cell past it ends timeout and the "
+            "suite goes on. Default: none.",
+        ),
+    ] = None,
     backend: Annotated[
         str,
         typer.Option(
@@ -244,8 +263,9 @@ def run(
     """Run a suite: every dataset × model × ablation × sweep point × seed not yet complete.
 
     Completed cells are skipped, so an interrupted run resumes where it stopped; a failing cell
-    is recorded (reason, traceback, log) and the others go on. Exit status 0 only if every
-    selected cell succeeded.
+    is recorded (reason, traceback, log) and the others go on; a cell past --memory-limit or
+    --time-limit ends oom or timeout (outcomes, rerun only with --retry). Exit status 0 only if
+    every selected cell succeeded.
     """
     from seqbench import runner
     from seqbench.cells import source_fingerprint
@@ -267,6 +287,8 @@ def run(
         threads=threads,
         retry=parse_retry(retry),
         lease_seconds=parse_duration(lease, "--lease"),
+        memory_limit=parse_memory(memory_limit),
+        time_limit=parse_duration(time_limit, "--time-limit") if time_limit else None,
     )
     if dry_run:
         cells = runner.with_backends(cells, options)

@@ -8,6 +8,7 @@ can still be published.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -75,11 +76,15 @@ def run_attempt(
         )
         reporter.started(handle)
         scratch = store.scratch(job.hash)
+        timer = _time_limit(job, handle)
         try:
             ended = worker.run_cell(job, scratch, lambda event: reporter.event(handle, event))
         except BaseException:
             store.discard(scratch)
             raise
+        finally:
+            if timer is not None:
+                timer.cancel()
         if ended.interrupted:
             store.discard(scratch)
             outcome = CellOutcome(job, "interrupted", where=place)
@@ -87,7 +92,9 @@ def run_attempt(
             return outcome
         result = _result_of(ended, scratch, job)
         outcome_status = str(result.get("status"))
-        if ended.status is None:
+        if ended.status is None and ended.killed_after_stop:  # killed on purpose: its status
+            message = ended.crash_reason()
+        elif ended.status is None:
             outcome_status, message = "crashed", ended.crash_reason()
             if not publish_crash and not ended.killed_after_stop:
                 store.discard(scratch)
@@ -115,6 +122,21 @@ def run_attempt(
         return outcome
     finally:
         store.release(claim, outcome_status, message)
+
+
+def _time_limit(job: CellJob, handle: CellHandle) -> threading.Timer | None:
+    """A timer that asks ``handle`` to end the cell ``timeout`` once it has run for the job's
+    time limit (the seam's stop request; the worker is killed if it does not stop in time)."""
+    seconds = job.time_limit_seconds
+    if seconds is None:
+        return None
+    from seqbench.limits import format_seconds
+
+    reason = f"the cell ran past its time limit of {format_seconds(seconds)} (--time-limit)"
+    timer = threading.Timer(seconds, handle.stop, args=("timeout", reason, "time-limit"))
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def _result_of(ended: WorkerExit, scratch: Path, job: CellJob) -> dict[str, Any]:
