@@ -12,6 +12,7 @@ from __future__ import annotations
 from seqbench.report.ablation import ablation_table
 from seqbench.report.compare import PerUser, find_variant, mark_metric_table
 from seqbench.report.options import ReportOptions
+from seqbench.report.scaling import add_scaling
 from seqbench.report.strata import bucket_labels, strata_tables
 from seqbench.report.tables import Report
 
@@ -58,4 +59,5 @@ def analyse(report: Report, options: ReportOptions | None = None) -> Report:
             "rule": "bucket i holds users with edges[i-1] < history_len <= edges[i]",
         },
     }
+    add_scaling(report, options)  # throughput cells over lengths: tables and analysis.scaling
     return report

@@ -24,9 +24,10 @@ from seqbench.stats import seed_summary
 DECIMALS = 4  # metric values are shown, and best/second decided, at this precision
 CI_LEVEL = 0.95  # of the t-based interval over seeds kept with each metric cell
 CellKind = Literal[
-    "text", "metric", "count", "seconds", "rate", "mib", "delta", "percent", "effect", "pvalue"
-]
-TableKind = Literal["metric", "efficiency", "ablation", "strata"]
+    "text", "metric", "count", "seconds", "rate", "mib", "delta", "percent", "effect", "pvalue",
+    "exponent",
+]  # fmt: skip
+TableKind = Literal["metric", "efficiency", "ablation", "strata", "scaling"]
 Align = Literal["left", "right"]
 
 
@@ -104,13 +105,14 @@ class Report:
     # filled by seqbench.report.analysis.analyse (empty for a plain report)
     ablations: list[Table] = field(default_factory=list)  # one per metric with ablations
     strata: list[Table] = field(default_factory=list)  # per metric × dataset
+    scaling: list[Table] = field(default_factory=list)  # throughput cells over lengths
     analysis: dict[str, Any] = field(default_factory=dict)  # settings, references, comparisons
     pairs: list[Any] = field(default_factory=list, repr=False, compare=False)  # compare.Paired
 
     @property
     def all_tables(self) -> list[Table]:
         efficiency = [self.efficiency] if self.efficiency else []
-        return [*self.tables, *efficiency, *self.ablations, *self.strata]
+        return [*self.tables, *efficiency, *self.ablations, *self.strata, *self.scaling]
 
     def to_dict(self) -> dict[str, Any]:
         """Every number behind every table, JSON-able (the loaded results are left out)."""
