@@ -138,6 +138,7 @@ def _measure(
         timed = i >= warmup
         phase, number, of = ("train", i - warmup + 1, steps) if timed else ("warmup", i + 1, warmup)
         progress.at(phase, number, of)
+        emit({"event": "step_start", "phase": phase, "step": number, "steps": of})
         batch = split.batch(rows[i * train.batch_size : (i + 1) * train.batch_size])
         _synchronize(device)
         start = time.perf_counter()
@@ -178,6 +179,7 @@ def _measure(
         mask_history=settings.eval.mask_history,
         precision=train.precision,
     )
+    emit({"event": "step_start", "phase": "score", "step": len(scored), "steps": len(scored)})
     if warmup:
         progress.where = "scoring (warm-up batch)"
         with interruptible():

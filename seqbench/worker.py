@@ -367,6 +367,10 @@ def _run(
             interruptible=state.interruptible_region,
             progress=state.progress,
         )
+        phases = data["throughput"].get("memory") or {}  # peaks of phases reset since
+        peaks = [phases.get(key) for key in ("train_peak", "score_peak")]
+        kept = [p for p in peaks if p is not None]
+        (state.device_peaks if device.type == "cuda" else state.rss_peaks).extend(kept)
         data["memory"] = {**data.get("memory", {}), **_memory(device, state)}
         return
     fit_and_evaluate(

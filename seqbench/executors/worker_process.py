@@ -303,13 +303,12 @@ class WorkerProcess:
 def place_of(event: dict[str, Any]) -> str:
     """Where a cell is, from one of its worker's events ('' when the event does not say)."""
     kind = event.get("event")
-    if kind == "step":
-        phase = {"warmup": "warm-up step", "train": "timed training step", "score": "scoring"}
-        name = phase.get(str(event.get("phase")), "step")
+    if kind in ("step_start", "step"):  # a throughput cell: a step begins, or ended
+        during = "during" if kind == "step_start" else "after"
         if event.get("phase") == "score":
-            return f"after scoring {event.get('step')} users"
-        # the event closes a step: the next one is running
-        return f"after {name} {event.get('step')} of {event.get('steps')}"
+            return f"{during} the scoring of {event.get('step')} users"
+        name = "warm-up step" if event.get("phase") == "warmup" else "timed training step"
+        return f"{during} {name} {event.get('step')} of {event.get('steps')}"
     if kind == "batch":
         return f"after training batch {event.get('batch')} of {event.get('batches')}"
     if kind == "epoch_start":

@@ -411,7 +411,7 @@ def _throughput_figure(lines: list[scaling.Line]) -> Figure:
     lengths = sorted({p.length for line in lines for p in line.points})
     for ax, ylabel in (
         (time_ax, "seconds per training step"),
-        (memory_ax, f"training memory above baseline, MiB ({'/'.join(kinds)})"),
+        (memory_ax, f"memory above baseline, MiB ({'/'.join(kinds)})"),
     ):
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -422,8 +422,11 @@ def _throughput_figure(lines: list[scaling.Line]) -> Figure:
         ax.set_xlabel("sequence length L = max_len (log)")
         ax.set_ylabel(f"{ylabel} (log)")
         ax.grid(alpha=0.3, which="both")
+        if stacked:  # head room for the caps' crosses above the highest point (log axis)
+            low, high = ax.get_ylim()
+            ax.set_ylim(low, high * (high / low) ** (0.08 * max(stacked.values()) + 0.05))
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize="x-small")
+            ax.legend(fontsize="x-small", loc="lower right")
     figure.suptitle(
         f"Throughput vs sequence length (slopes over L ≥ {scaling.MIN_LENGTH}; × = cap reached)",
         fontsize="medium",

@@ -75,6 +75,7 @@ def test_a_cell_past_the_memory_cap_ends_oom_the_suite_goes_on_and_is_not_retrie
     assert big["stopped"]["requested_by"] == "memory-limit"
     assert "past the cell's limit of 700 MiB (--memory-limit)" in big["stopped"]["reason"]
     assert big["stopped"]["reason"].endswith("the worker was killed at once")
+    assert "during warm-up step 1 of 1" in big["stopped"]["reason"]  # the first step is too big
     assert [a["outcome"] for a in big["attempts"]] == ["oom"]
     assert small["throughput"]["memory"]["train_peak"] < 700
 
@@ -147,6 +148,12 @@ def test_a_stop_for_a_cell_the_worker_is_not_computing_is_ignored() -> None:
 def test_places_from_events() -> None:
     assert place_of({"event": "step", "phase": "train", "step": 2, "steps": 5}) == (
         "after timed training step 2 of 5"
+    )
+    assert place_of({"event": "step_start", "phase": "warmup", "step": 1, "steps": 1}) == (
+        "during warm-up step 1 of 1"
+    )
+    assert place_of({"event": "step_start", "phase": "score", "step": 8, "steps": 8}) == (
+        "during the scoring of 8 users"
     )
     assert place_of({"event": "batch", "batch": 3, "batches": 9}) == ("after training batch 3 of 9")
     assert place_of({"event": "warning"}) == ""

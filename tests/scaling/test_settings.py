@@ -11,6 +11,7 @@ from seqbench.cells import THROUGHPUT_DEFAULTS, TrainSettings
 from tests.test_cells import SOURCE, base_cell
 from tests.test_suite import loaded, problems
 
+GRU = '\n[[models]]\nmodel = "gru4rec"\n'
 HEAD = """\
 [suite]
 name = "s"
@@ -62,16 +63,12 @@ def test_fit_cells_keep_their_hash_and_throughput_settings_change_it() -> None:
 
 
 def test_the_suite_names_the_line_of_a_misplaced_or_bad_step_count(tmp_path: Path) -> None:
-    lines = problems(
-        tmp_path, HEAD + '\n[train]\nepochs = 3\nsteps = 4\n\n[[models]]\nmodel = "pop"\n'
-    )
+    lines = problems(tmp_path, HEAD + "\n[train]\nepochs = 3\nsteps = 4\n" + GRU)
     assert len(lines) == 1
     assert "suite.toml:8: train: steps applies to mode 'throughput' only" in lines[0]
-    lines = problems(
-        tmp_path, HEAD + '\n[train]\nmode = "throughput"\nsteps = 0\n\n[[models]]\nmodel = "pop"\n'
-    )
+    lines = problems(tmp_path, HEAD + '\n[train]\nmode = "throughput"\nsteps = 0\n' + GRU)
     assert len(lines) == 1 and "suite.toml:10: train.steps" in lines[0]
-    lines = problems(tmp_path, HEAD + '\n[train]\nmode = "fast"\n\n[[models]]\nmodel = "pop"\n')
+    lines = problems(tmp_path, HEAD + '\n[train]\nmode = "fast"\n' + GRU)
     assert "suite.toml:9: train.mode" in lines[0] and "'fit' or 'throughput'" in lines[0]
 
 

@@ -77,6 +77,8 @@ def test_a_throughput_cell_records_its_steps_scoring_and_memory(tmp_path: Path) 
     memory = section["memory"]
     assert memory["kind"] == "rss"
     assert 0 < memory["baseline"] <= memory["train_peak"] and memory["score_peak"] > 0
+    # the cell's peak covers both phases, although each phase's peak was reset at its start
+    assert result["memory"]["peak_rss_mib"] >= max(memory["train_peak"], memory["score_peak"])
     assert "metrics" not in result and result["curve"] == []
     (cell_dir,) = (tmp_path / "R" / "tp").glob("synthetic/sasrec/seed-*")
     assert not (cell_dir / "ranks.npz").exists()
@@ -120,13 +122,15 @@ def test_a_stopped_cell_keeps_the_steps_it_completed() -> None:
 
     def on_event(event: dict[str, Any]) -> None:
         events.append(event)
-        if event["phase"] == "train" and event["step"] == 2:
+        if event == {**event, "event": "step", "phase": "train", "step": 2}:
             raise Stop
 
     with pytest.raises(Stop):
         measure(model, dataset, Settings(train, EvalSettings()), seed=0,
                 device=torch.device("cpu"), section=section, on_event=on_event)  # fmt: skip
-    assert [e["phase"] for e in events] == ["warmup", "train", "train"]
+    ended = [e["phase"] for e in events if e["event"] == "step"]
+    assert ended == ["warmup", "train", "train"]
+    assert [e["event"] for e in events][:2] == ["step_start", "step"]
     assert len(section["step_seconds"]) == 2 and section["steps"] == 5
     assert section["memory"]["baseline"] > 0 and "users_scored" not in section
 
