@@ -92,11 +92,11 @@ def run_attempt(
             return outcome
         result = _result_of(ended, scratch, job)
         outcome_status = str(result.get("status"))
-        if ended.status is None and ended.killed_after_stop:  # killed on purpose: its status
+        if ended.ended_by_stop:  # killed on purpose, or died while stopping: its status
             message = ended.crash_reason()
         elif ended.status is None:
             outcome_status, message = "crashed", ended.crash_reason()
-            if not publish_crash and not ended.killed_after_stop:
+            if not publish_crash:
                 store.discard(scratch)
                 outcome = CellOutcome(job, "crashed", where=place, message=message)
                 reporter.finished(handle, outcome)
@@ -141,13 +141,13 @@ def _time_limit(job: CellJob, handle: CellHandle) -> threading.Timer | None:
 
 def _result_of(ended: WorkerExit, scratch: Path, job: CellJob) -> dict[str, Any]:
     """The record the worker wrote; when it died without one, a record saying why (with the
-    status a stop asked for, if it was killed for not stopping in time)."""
+    status a stop asked for, if it was killed for it or died while a stop was in force)."""
     result = read_result(scratch / record.RESULT)
     if result is not None and ended.status is not None:
         return result
     from seqbench.atomic import write_json
 
-    stop = ended.stop if ended.killed_after_stop else None
+    stop = ended.stop if ended.ended_by_stop else None
     data: dict[str, Any] = {
         "schema": record.SCHEMA,
         "cell": {"hash": job.hash, "identity": job.identity, **job.cell},

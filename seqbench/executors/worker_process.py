@@ -45,10 +45,21 @@ class WorkerExit:
     def interrupted(self) -> bool:
         return self.status is None and self.returncode in (130, -signal.SIGINT)
 
+    @property
+    def ended_by_stop(self) -> bool:
+        """The worker died (killed by us, or on its own) while a stop request was in force:
+        the cell ends with the status asked for, not as a crash."""
+        return self.status is None and self.stop is not None and not self.interrupted
+
     def crash_reason(self) -> str:
         code = self.returncode
         if self.killed_after_stop and self.stop is not None and self.stop.get("at_once"):
             return f"{self.stop.get('reason')}; the worker was killed at once"
+        if self.stop is not None and not self.killed_after_stop:
+            return (
+                f"ended {self.stop.get('status')}: {self.stop.get('reason')}; the worker died "
+                f"(exit status {code}) before it had stopped"
+            )
         if self.killed_after_stop and self.stop is not None:
             return (
                 f"ended {self.stop.get('status')}: {self.stop.get('reason')}; the worker did not "

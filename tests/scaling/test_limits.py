@@ -11,7 +11,7 @@ import pytest
 from seqbench import limits, runner
 from seqbench.errors import ConfigError
 from seqbench.executors.base import CellJob
-from seqbench.executors.worker_process import WorkerProcess, place_of
+from seqbench.executors.worker_process import WorkerExit, WorkerProcess, place_of
 from seqbench.suite import load_suite
 from tests.core.test_executors import Recorder
 
@@ -157,3 +157,19 @@ def test_places_from_events() -> None:
     )
     assert place_of({"event": "batch", "batch": 3, "batches": 9}) == ("after training batch 3 of 9")
     assert place_of({"event": "warning"}) == ""
+
+
+def test_a_worker_that_dies_while_a_stop_is_in_force_ends_with_the_status_asked_for() -> None:
+    stop = {"status": "timeout", "reason": "too slow", "requested_by": "time-limit"}
+    died = WorkerExit(None, returncode=-6, stop=stop)  # e.g. aborted mid-step
+    assert died.ended_by_stop
+    assert died.crash_reason() == (
+        "ended timeout: too slow; the worker died (exit status -6) before it had stopped"
+    )
+    at_once = WorkerExit(None, returncode=-9, stop={**stop, "status": "oom", "at_once": True},
+                         killed_after_stop=True)  # fmt: skip
+    assert at_once.ended_by_stop and at_once.crash_reason() == (
+        "too slow; the worker was killed at once"
+    )
+    assert not WorkerExit(None, returncode=-9).ended_by_stop  # a plain crash stays a crash
+    assert not WorkerExit(None, returncode=130, stop=stop).ended_by_stop  # Ctrl-C
