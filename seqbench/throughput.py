@@ -55,7 +55,10 @@ class Progress:
         self.where = "before the first step"
 
     def at(self, phase: str, step: int, of: int) -> None:
-        names = {"warmup": "warm-up step", "train": "timed training step", "score": "scoring"}
+        if phase == "score":
+            self.where = f"the scoring of {of} users"
+            return
+        names = {"warmup": "warm-up step", "train": "timed training step"}
         self.where = f"{names[phase]} {step} of {of}"
 
 
