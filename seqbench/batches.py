@@ -7,6 +7,7 @@ once; a batch is then a handful of tensor indexing operations (the twin of
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -72,6 +73,13 @@ class DeviceSplit:
 
     def n_batches(self, batch_size: int) -> int:
         return -(-len(self) // batch_size)
+
+    def take(self, rows: torch.Tensor) -> DeviceSplit:
+        """The samples at positions ``rows`` of this split, in that order (sharing its item
+        array): e.g. a few users to score."""
+        part = copy.copy(self)
+        part.starts, part.ends = self.starts[rows], self.ends[rows]
+        return part
 
 
 def window_ends(user: np.ndarray, end: np.ndarray, max_len: int) -> np.ndarray:

@@ -43,6 +43,11 @@ Loss = Literal["ce", "bce", "bpr"]
 #: Arithmetic of training and scoring (seqbench.precision): full float32, TF32 matmuls and
 #: convolutions, or bfloat16 autocast. Only fp32 runs on a CPU.
 Precision = Literal["fp32", "tf32", "bf16"]
+#: What a cell does: train to convergence and evaluate ("fit"), or time a few training steps
+#: and the scoring of some users at a fixed batch and length ("throughput", seqbench.throughput).
+Mode = Literal["fit", "throughput"]
+#: The throughput keys of ``[train]`` and their values when a throughput cell leaves them unset.
+THROUGHPUT_DEFAULTS: dict[str, int] = {"warmup_steps": 2, "steps": 5, "score_users": 256}
 
 #: The keys of a dataset source fingerprint (see :func:`source_fingerprint`).
 SOURCE_KEYS = ("sha256", "format", "format_version", "options")
@@ -107,6 +112,39 @@ class TrainSettings(BaseModel):
         "`seqbench evaluate` can score the cell under new conditions; unset: on when [eval] "
         "noise lists conditions",
     )
+    mode: Mode = Field(
+        "fit",
+        description="'fit': train to convergence (early stopping) and evaluate; 'throughput': "
+        "time warmup_steps + steps training steps of batch_size samples at max_len and the "
+        "scoring of score_users users, no convergence and no metrics",
+    )
+    warmup_steps: int | None = Field(
+        None,
+        ge=0,
+        description=f"throughput: untimed training steps first (unset: "
+        f"{THROUGHPUT_DEFAULTS['warmup_steps']})",
+    )
+    steps: int | None = Field(
+        None,
+        ge=1,
+        description=f"throughput: timed training steps (unset: {THROUGHPUT_DEFAULTS['steps']})",
+    )
+    score_users: int | None = Field(
+        None,
+        ge=1,
+        description=f"throughput: test users scored against every item (unset: "
+        f"{THROUGHPUT_DEFAULTS['score_users']})",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _throughput_defaults(cls, data: Any) -> Any:
+        """A throughput cell's unset step counts take their defaults (so that setting a default
+        explicitly or not gives the same cell)."""
+        if isinstance(data, Mapping) and data.get("mode") == "throughput":
+            unset = {k: v for k, v in THROUGHPUT_DEFAULTS.items() if data.get(k) is None}
+            data = {**data, **unset}
+        return data
 
     @field_validator("valid_metric")
     @classmethod
@@ -119,6 +157,12 @@ class TrainSettings(BaseModel):
             raise ValueError(
                 f"negatives applies to loss 'bce' or 'bpr' only, loss is {self.loss!r}"
             )
+        if self.mode == "fit":
+            given = [key for key in THROUGHPUT_DEFAULTS if getattr(self, key) is not None]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)} applies to mode 'throughput' only, mode is 'fit'"
+                )
         return self
 
     @model_validator(mode="after")
@@ -270,18 +314,25 @@ class Cell(BaseModel):
         )
 
 
+#: ``[train]`` keys added after cells were first hashed, and the value that leaves them out of
+#: the identity (the behaviour from before the key existed).
+_TRAIN_LATE_DEFAULTS: tuple[tuple[str, Any], ...] = (
+    ("objective", "last"),
+    ("loss", "ce"),
+    ("negatives", None),
+    ("noise", None),
+    ("mode", "fit"),
+    *((key, None) for key in THROUGHPUT_DEFAULTS),
+)
+
+
 def _train_identity(train: TrainSettings) -> dict[str, Any]:
     """The train settings; the default objective ("last"), loss ("ce"), negatives and noise
-    (unset) are left out, so that cells hashed before those keys existed keep their hash (and
-    their results). The precision is hashed at the identity's top level instead; whether the
-    weights are saved changes no number."""
+    (unset), mode ("fit") and the throughput keys (unset in fit mode) are left out, so that cells
+    hashed before those keys existed keep their hash (and their results). The precision is hashed
+    at the identity's top level instead; whether the weights are saved changes no number."""
     values = train.model_dump(mode="json", exclude={"precision", "save_weights"})
-    for key, default in (
-        ("objective", "last"),
-        ("loss", "ce"),
-        ("negatives", None),
-        ("noise", None),
-    ):
+    for key, default in _TRAIN_LATE_DEFAULTS:
         if values[key] == default:
             del values[key]
     if train.noise is not None:

@@ -42,6 +42,10 @@ class RunOptions:
     threads: int | None = None  # CPU threads per worker; None: the cores divided among jobs
     retry: tuple[str, ...] = ()  # outcomes (oom, timeout, pruned) to run again
     lease_seconds: float = lease.DEFAULT_LEASE_SECONDS
+    # caps per cell (seqbench.limits): MiB, "auto" (a share of the available memory per worker)
+    # or None; seconds or None
+    memory_limit: float | str | None = None
+    time_limit: float | None = None
     cluster: ClusterOptions = field(default_factory=lambda: ClusterOptions())
 
 
@@ -249,7 +253,13 @@ def plan(
 
 
 def jobs_for(suite_name: str, planned: list[PlannedCell], options: RunOptions) -> list[CellJob]:
-    """The executor's view of planned cells."""
+    """The executor's view of planned cells, with their caps."""
+    from seqbench.limits import cell_limits
+
+    caps = {
+        kind: cell_limits(options.memory_limit, kind, options.jobs)
+        for kind in {p.cell.device for p in planned}
+    }
     return [
         CellJob(
             suite=suite_name,
@@ -264,6 +274,9 @@ def jobs_for(suite_name: str, planned: list[PlannedCell], options: RunOptions) -
             lease_seconds=options.lease_seconds,
             retry=options.retry,
             extra=dict(p.extra),
+            memory_limit_mib=caps[p.cell.device][0],
+            device_memory_limit_mib=caps[p.cell.device][1],
+            time_limit_seconds=options.time_limit,
         )
         for p in planned
     ]

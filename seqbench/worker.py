@@ -9,7 +9,9 @@ talk to them with JSON lines: commands on stdin, events on stdout.
   ``batch``, ``epoch``, ``warning`` and finally ``{"event": "done", "status": …}``.
 - ``{"op": "stop", "hash": H, "status": S, "reason": R}``: end cell H now with status S
   (``pruned``, ``timeout``, ``oom`` or ``failed``); honoured at the next batch or epoch
-  boundary, with the curve so far in the record.
+  boundary, with the curve so far in the record — or at once, mid-step, where the cell runs
+  interruptible code (a throughput cell's steps: the command reader signals the main thread,
+  SIGUSR1, whose handler raises there).
 - ``{"op": "exit"}`` (or end of input): leave.
 
 A worker serves many cells to save its start-up (importing torch), yet each cell is on its own:
@@ -55,6 +57,7 @@ import torch
 
 from seqbench import atomic, environment, memory, record
 from seqbench import threads as thread_settings
+from seqbench import throughput as throughput_cells
 from seqbench.cells import Cell
 from seqbench.data.load import load_dataset
 from seqbench.executors.base import CellJob
@@ -83,6 +86,7 @@ class Channel:
         self.runs: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._stops: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        self.current: CellState | None = None  # the cell being computed (main thread's)
         threading.Thread(target=self._read, name="commands", daemon=True).start()
 
     def _read(self) -> None:
@@ -97,6 +101,9 @@ class Channel:
             elif op == "stop":
                 with self._lock:
                     self._stops[str(command.get("hash"))] = command
+                current = self.current
+                if current is not None and current.hash == str(command.get("hash")):
+                    current.interrupt()
             elif op == "exit":
                 break
         self.runs.put(None)
@@ -119,8 +126,12 @@ class CellState:
         self.last_batch_event = 0.0
         self.rss_peaks: list[float] = []  # of the phases already reset
         self.device_peaks: list[float] = []
+        self.progress: throughput_cells.Progress | None = None  # a throughput cell's place
+        self.interruptible = False  # the main thread is where a stop may raise at once
 
-    def on_event(self, event: dict[str, Any]) -> None:
+    def check_stop(self) -> None:
+        """Raise :class:`CellStopped` if the executor asked to end this cell (KeyboardInterrupt
+        if SIGINT/SIGTERM arrived)."""
         if INTERRUPTED.is_set():
             raise KeyboardInterrupt
         request = self.channel.stop_request(self.hash)
@@ -130,6 +141,27 @@ class CellState:
                 str(request.get("reason") or "stopped on request"),
                 request.get("requested_by"),
             )
+
+    @contextlib.contextmanager
+    def interruptible_region(self) -> Iterator[None]:
+        """Inside, a stop request ends the cell at once (:func:`_on_interrupt` raises in the
+        main thread at its next Python instruction) rather than at the next event. Only code
+        whose partial work is thrown away anyway runs here (never an event or a record)."""
+        self.check_stop()
+        self.interruptible = True
+        try:
+            yield
+        finally:
+            self.interruptible = False
+
+    def interrupt(self) -> None:
+        """From the command reader: a stop for this cell arrived; wake the main thread if it is
+        in an interruptible region."""
+        if self.interruptible and _STOP_SIGNAL is not None:
+            signal.pthread_kill(threading.main_thread().ident or 0, _STOP_SIGNAL)
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        self.check_stop()
         if event["event"] == "batch":  # throttled: the runner's display needs no more
             now = time.monotonic()
             if now - self.last_batch_event < 0.2 and event["batch"] != event["batches"]:
@@ -156,12 +188,28 @@ def _interrupt(signum: int, frame: Any) -> None:
     INTERRUPTED.set()
 
 
+#: The signal that interrupts the main thread for a stop request (None where there is none).
+_STOP_SIGNAL: int | None = getattr(signal, "SIGUSR1", None)
+_CHANNEL: Channel | None = None
+
+
+def _on_interrupt(signum: int, frame: Any) -> None:
+    """SIGUSR1 handler: end the cell in progress if it is interruptible and asked to stop."""
+    state = _CHANNEL.current if _CHANNEL is not None else None
+    if state is not None and state.interruptible:
+        state.interruptible = False
+        state.check_stop()
+
+
 def main(argv: list[str]) -> int:
+    global _CHANNEL
     _die_with_parent()
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     threads = thread_settings.apply_in_worker()
-    channel = Channel()
+    if _STOP_SIGNAL is not None and hasattr(signal, "pthread_kill"):
+        signal.signal(_STOP_SIGNAL, _on_interrupt)
+    channel = _CHANNEL = Channel()
     emit({"event": "ready", "pid": os.getpid(), "threads": threads})
     try:
         while (command := _next_command(channel)) is not None:
@@ -192,6 +240,7 @@ def run_cell(
     memory.release_free_memory()
     memory.reset_peak()
     state = CellState(channel, job.hash)
+    channel.current = state
     cell = Cell.from_json(job.cell)
     device = torch.device(device_name)
     data: dict[str, Any] = {
@@ -218,10 +267,13 @@ def run_cell(
             raise
         except CellStopped as stop:
             log.info("cell ended %s: %s", stop.status, stop.reason)
-            _record_stop(data, outcome, stop.status, stop.reason, stop.requested_by)
+            reason = _placed(stop.reason, state)
+            _record_stop(data, outcome, stop.status, reason, stop.requested_by)
         except (MemoryError, torch.OutOfMemoryError) as exc:
             log.exception("cell ran out of memory")
-            _record_stop(data, outcome, "oom", f"{type(exc).__name__}: {exc}", "allocator")
+            reason = _placed(f"{type(exc).__name__}: {exc}", state)
+            capped = device.type == "cuda" and job.device_memory_limit_mib is not None
+            _record_stop(data, outcome, "oom", reason, "memory-limit" if capped else "allocator")
         except BaseException as exc:  # the cell failed: record why, let the suite go on
             log.exception("cell failed")
             data["status"] = "failed"
@@ -230,6 +282,10 @@ def run_cell(
                 "message": str(exc) or type(exc).__name__,
                 "traceback": traceback.format_exc(),
             }
+        finally:
+            channel.current = None
+        if not data.get("throughput"):
+            data.pop("throughput", None)
         data.setdefault("timing", {})["total_seconds"] = time.perf_counter() - started
         if "tune" in data:
             valid = (data.get("metrics") or {}).get("valid") or {}
@@ -242,6 +298,11 @@ def run_cell(
         _fault("before-result")
         write_record(out / record.RESULT, data)
     return str(data["status"])
+
+
+def _placed(reason: str, state: CellState) -> str:
+    """A stop reason with where a throughput cell was (``… (timed training step 3 of 5)``)."""
+    return f"{reason} ({state.progress.where})" if state.progress is not None else reason
 
 
 def write_record(path: Path, data: dict[str, Any]) -> None:
@@ -300,6 +361,8 @@ def _run(
 ) -> None:
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
+    if device.type == "cuda":
+        _cap_device_memory(device, job.device_memory_limit_mib)
     data["environment"] = environment.describe(device)
     log.info("cell %s on %s", job.hash[:8], device)
 
@@ -333,6 +396,25 @@ def _run(
     settings = Settings(cell.train, cell.eval, eval_batch_size=job.eval_batch_size)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    if cell.train.mode == "throughput":
+        state.progress = throughput_cells.Progress()
+        throughput_cells.measure(
+            model,
+            dataset,
+            settings,
+            seed=cell.seed,
+            device=device,
+            section=data.setdefault("throughput", {}),
+            on_event=state.on_event,
+            interruptible=state.interruptible_region,
+            progress=state.progress,
+        )
+        phases = data["throughput"].get("memory") or {}  # peaks of phases reset since
+        peaks = [phases.get(key) for key in ("train_peak", "score_peak")]
+        kept = [p for p in peaks if p is not None]
+        (state.device_peaks if device.type == "cuda" else state.rss_peaks).extend(kept)
+        data["memory"] = {**data.get("memory", {}), **_memory(device, state)}
+        return
     fit_and_evaluate(
         model,
         dataset,
@@ -357,6 +439,18 @@ def _run(
 def validation_only(job: CellJob) -> bool:
     """Whether the job is a tuning trial, which must never read the test split."""
     return bool(job.extra.get("validation_only")) or "tune" in job.extra
+
+
+def _cap_device_memory(device: torch.device, limit_mib: float | None) -> None:
+    """The CUDA allocator's cap for this cell (``--memory-limit`` on a GPU): past it an
+    allocation raises ``torch.OutOfMemoryError`` and the cell ends ``oom``. Each cell sets its
+    own (a worker serves several), starting from an emptied cache."""
+    torch.cuda.empty_cache()
+    total = torch.cuda.get_device_properties(device).total_memory / 2**20
+    fraction = 1.0 if limit_mib is None else min(1.0, limit_mib / total)
+    torch.cuda.set_per_process_memory_fraction(fraction, device)
+    if limit_mib is not None:
+        log.info("CUDA allocator capped at %.0f MiB (%.3f of %.0f MiB)", limit_mib, fraction, total)
 
 
 def _item_text(cell: Cell, dataset: Any, job: CellJob, data: dict[str, Any]) -> ItemText:

@@ -85,6 +85,11 @@ TRAIN_ALTERNATIVES = {
     "negatives": 5,  # model_copy skips validation: alone, with loss "ce", it would be refused
     "precision": "bf16",  # hashed at the identity's top level (tests/core/test_precision.py)
     "noise": NoiseSpec(kind="delete", ratio=0.2, where="end"),
+    "mode": "throughput",
+    # model_copy skips validation: alone, in fit mode, each would be refused
+    "warmup_steps": 1,
+    "steps": 3,
+    "score_users": 7,
 }
 # Whether weights are stored, and the evaluation conditions scored afterwards, change no number
 # of the cell itself (conditions are added to a result without retraining).

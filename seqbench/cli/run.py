@@ -32,6 +32,7 @@ from seqbench.cli.executor_options import (
     slurm_minutes,
 )
 from seqbench.cli.validate import DataDirOption
+from seqbench.limits import parse_memory
 from seqbench.progress import RichBars
 
 DEFAULT_RESULTS = Path("results")
@@ -89,9 +90,12 @@ class RichDisplay(QuietDisplay):
 
     def started(self, handle: Any) -> None:
         job = handle.job
-        epochs = job.cell.get("train", {}).get("epochs")
+        train = job.cell.get("train", {})
+        total = train.get("epochs")
+        if train.get("mode") == "throughput":  # warm-up and timed steps, then the scoring
+            total = (train.get("warmup_steps") or 0) + (train.get("steps") or 0) + 1
         self._running[job.hash] = self.progress.add_task(
-            f"  {escape(job.title)}", total=epochs, info=escape(_short_where(handle.where))
+            f"  {escape(job.title)}", total=total, info=escape(_short_where(handle.where))
         )
 
     def event(self, handle: Any, event: dict[str, Any]) -> None:
@@ -103,7 +107,12 @@ class RichDisplay(QuietDisplay):
             return
         where = _short_where(handle.where)
         seen = self._validation.get(handle.job.hash, "")
-        if kind == "batch":
+        if kind == "step":  # a throughput cell
+            name = {"warmup": "warm-up", "train": "step", "score": "scored users"}
+            info = f"{name.get(event.get('phase'), '?')} {event.get('step')}/{event.get('steps')}"
+            self.progress.advance(task)
+            self.progress.update(task, info=escape(f"{info} {where}"))
+        elif kind == "batch":
             info = f"batch {event.get('batch', 0)}/{event.get('batches', '?')} {seen} {where}"
             self.progress.update(task, info=escape(info))
         elif kind == "epoch":
@@ -138,6 +147,8 @@ def _finished_line(outcome: Any) -> str:
     result = outcome.result or {}
     status = result.get("status") if outcome.published else outcome.status
     path = outcome.path
+    if status == "ok" and result.get("throughput"):
+        return f"ok {title}: {throughput_summary(result['throughput'])}"
     if status == "ok":
         metrics = result.get("metrics", {}).get("test") or {}
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if v is not None)
@@ -157,6 +168,23 @@ def _finished_line(outcome: Any) -> str:
     if status == "crashed":
         return f"CRASHED {title}: {outcome.message} (will be retried)"
     return ""
+
+
+def throughput_summary(section: dict[str, Any]) -> str:
+    """``0.412 s/step (5 steps), 621 tokens/s, 88.1 users/s, +312 MiB`` of a throughput cell."""
+    parts = []
+    if section.get("seconds_per_step") is not None:
+        done = len(section.get("step_seconds") or [])
+        parts.append(f"{section['seconds_per_step']:.3g} s/step ({done} steps)")
+    if section.get("tokens_per_second") is not None:
+        parts.append(f"{section['tokens_per_second']:,.0f} tokens/s")
+    if section.get("users_per_second") is not None:
+        parts.append(f"{section['users_per_second']:,.3g} users/s")
+    memory = section.get("memory") or {}
+    if memory.get("train_peak") is not None and memory.get("baseline") is not None:
+        above = memory["train_peak"] - memory["baseline"]
+        parts.append(f"training {above:+,.0f} MiB above the baseline ({memory.get('kind')})")
+    return ", ".join(parts) or "no step completed"
 
 
 @reports_errors
@@ -217,6 +245,24 @@ def run(
     slurm_gpus_per_task: SlurmGpusOption = 0,
     slurm_cpus_per_task: SlurmCpusOption = 1,
     array_parallelism: ArrayParallelismOption = 64,
+    memory_limit: Annotated[
+        str,
+        typer.Option(
+            metavar="SIZE",
+            help="Memory cap per cell (4GiB, 512MiB, 50%, auto, none): on a CPU the worker's "
+            "resident memory, killed past it; on CUDA the allocator's. A cell past it ends oom "
+            "and the suite goes on. auto: 80% of the memory available at start, divided by "
+            "--jobs (on CUDA: no allocator cap, the host's memory watched at that share).",
+        ),
+    ] = "auto",
+    time_limit: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DURATION",
+            help="Wall-time cap per cell (90s, 10m, 2h): a cell past it ends timeout and the "
+            "suite goes on. Default: none.",
+        ),
+    ] = None,
     backend: Annotated[
         str,
         typer.Option(
@@ -249,8 +295,9 @@ def run(
     """Run a suite: every dataset × model × ablation × sweep point × seed not yet complete.
 
     Completed cells are skipped, so an interrupted run resumes where it stopped; a failing cell
-    is recorded (reason, traceback, log) and the others go on. Exit status 0 only if every
-    selected cell succeeded.
+    is recorded (reason, traceback, log) and the others go on; a cell past --memory-limit or
+    --time-limit ends oom or timeout (outcomes, rerun only with --retry). Exit status 0 only if
+    every selected cell succeeded.
     """
     from seqbench import runner
     from seqbench.cells import source_fingerprint
@@ -289,6 +336,8 @@ def run(
             slurm_cpus_per_task=slurm_cpus_per_task,
             array_parallelism=array_parallelism,
         ),
+        memory_limit=parse_memory(memory_limit),
+        time_limit=parse_duration(time_limit, "--time-limit") if time_limit else None,
     )
     if dry_run:
         cells = runner.with_backends(cells, options)

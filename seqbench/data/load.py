@@ -249,7 +249,7 @@ def _synthetic_source(spec: DatasetSpec, where: str) -> Source:
     return Source(
         format=SYNTHETIC,
         version=synthetic.GENERATOR_VERSION,
-        options=config.model_dump(),
+        options=config.fingerprint(),
         sha256=synthetic.content_sha256(raw),
         describe={"generator_version": synthetic.GENERATOR_VERSION},
         read=lambda progress: raw,

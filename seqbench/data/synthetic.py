@@ -10,6 +10,16 @@ beats popularity by a wide margin (tests pin the ratio), and one that also uses 
 do better still. Sequence lengths are ``min_length`` plus an exponential tail (mean
 ``mean_length``), capped at ``max_length``: raise all three for sequence-length scaling studies.
 
+Long-range recall (``long_range = D > 0``; off by default, which leaves the data unchanged): a
+second vocabulary of ``long_keys`` cue items and as many answer items is laid over the walk.
+Position t holds the answer of a cue (a fixed permutation of the keys) whenever position t − D
+holds that cue; any other position holds a fresh cue with probability ``p_cue`` (a uniform draw
+from its own random stream), else the walk's item. So the item D positions back decides the
+next item exactly, while nothing within the last D − 1 items says anything about it: the walk
+never reads a cue, cue values are independent draws, and the answers in those positions belong
+to other cues. A model that sees fewer than D items is at chance (1 / long_keys) on answer
+targets; one that sees D or more can be right on every one (tests/data/test_long_range.py).
+
 Optional item text ("<name>: a <adjective> <genre> <noun>") shares its genre word within a
 cluster, so text carries real signal about which items follow which.
 
@@ -19,6 +29,7 @@ Rows come out in global time order (integer seconds, no ties within a user), as 
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -27,6 +38,8 @@ from seqbench.data.raw import RawInteractions
 
 #: Bump when the same config would generate different data.
 GENERATOR_VERSION = 1
+#: The options of the long-range recall (left out of the fingerprint while it is off).
+LONG_RANGE_KEYS = ("long_range", "long_keys", "p_cue")
 
 _GENRES = (
     "mystery", "science fiction", "romance", "documentary", "western", "horror", "comedy",
@@ -60,6 +73,13 @@ class SyntheticConfig(BaseModel):
     max_period: int = Field(12, ge=1)
     zipf: float = Field(1.0, ge=0, description="popularity exponent of the noise draws")
     text: bool = Field(True, description="generate item text")
+    long_range: int = Field(
+        0,
+        ge=0,
+        description="long-range recall: position t answers the cue at t − long_range (0: off)",
+    )
+    long_keys: int = Field(16, ge=2, description="cue items (and answer items) of long_range")
+    p_cue: float = Field(0.05, gt=0, le=0.5, description="chance of a cue at a free position")
 
     @model_validator(mode="after")
     def _consistent(self) -> SyntheticConfig:
@@ -71,7 +91,24 @@ class SyntheticConfig(BaseModel):
             raise ValueError("need min_period <= max_period")
         if self.successors >= self.n_items:
             raise ValueError("successors must be smaller than n_items")
+        given = [key for key in ("long_keys", "p_cue") if key in self.model_fields_set]
+        if self.long_range == 0 and given:
+            raise ValueError(f"{' and '.join(given)} need long_range > 0")
         return self
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The options as a dataset fingerprint records them: long-range keys only when on, so
+        that data generated before they existed keeps its fingerprint (and cells their hash)."""
+        values = self.model_dump()
+        if self.long_range == 0:
+            for key in LONG_RANGE_KEYS:
+                del values[key]
+        return values
+
+    @property
+    def total_items(self) -> int:
+        """Items of the log: the walk's, plus the cues and answers of the long-range recall."""
+        return self.n_items + (2 * self.long_keys if self.long_range else 0)
 
 
 def generate(config: SyntheticConfig) -> RawInteractions:
@@ -106,6 +143,8 @@ def generate(config: SyntheticConfig) -> RawInteractions:
         nxt = np.where(noise, rng.choice(n_items, size=n_users, p=popularity), nxt)
         seq[:, t] = nxt
 
+    if config.long_range:
+        seq = _long_range(config, seq)
     real = np.arange(steps)[None, :] < lengths[:, None]
     user = np.broadcast_to(rows[:, None], seq.shape)[real]
     item = seq[real]
@@ -115,15 +154,46 @@ def generate(config: SyntheticConfig) -> RawInteractions:
     order = np.argsort(time, kind="stable")
 
     item_text = _item_text(config, cluster) if config.text else None
+    if item_text is not None and config.long_range:
+        keys = range(config.long_keys)
+        item_text = np.concatenate(
+            [item_text, [f"Cue {k + 1}: a long-range cue" for k in keys],
+             [f"Answer {k + 1}: a long-range answer" for k in keys]]
+        )  # fmt: skip
     return RawInteractions(
         user=user[order].astype(np.int64),
         item=item[order].astype(np.int64),
         timestamp=time[order],
         rating=None,
         user_tokens=np.array([str(u + 1) for u in range(n_users)]),
-        item_tokens=np.array([str(i + 1) for i in range(n_items)]),
+        item_tokens=np.array([str(i + 1) for i in range(config.total_items)]),
         item_text=item_text,
     )
+
+
+def answers(config: SyntheticConfig) -> np.ndarray:
+    """The answer item (0-based generator id) of each cue item, in cue order."""
+    rng = np.random.default_rng([config.seed, GENERATOR_VERSION, 2])
+    return config.n_items + config.long_keys + rng.permutation(config.long_keys)
+
+
+def _long_range(config: SyntheticConfig, seq: np.ndarray) -> np.ndarray:
+    """The walk ``seq`` (users × steps) with the long-range recall laid over it (its own random
+    stream, drawn after the permutation of :func:`answers`)."""
+    rng = np.random.default_rng([config.seed, GENERATOR_VERSION, 2])
+    keys, distance = config.long_keys, config.long_range
+    answer = config.n_items + keys + rng.permutation(keys)  # = answers(config)
+    n_users, steps = seq.shape
+    fresh = rng.random((n_users, steps)) < config.p_cue
+    value = rng.integers(0, keys, size=(n_users, steps))
+    cue = np.zeros((n_users, steps), dtype=bool)
+    out = seq.copy()
+    for t in range(steps):
+        answering = cue[:, t - distance] if t >= distance else np.zeros(n_users, dtype=bool)
+        out[answering, t] = answer[value[answering, t - distance]]
+        cue[:, t] = fresh[:, t] & ~answering
+        out[cue[:, t], t] = config.n_items + value[cue[:, t], t]
+    return out
 
 
 def content_sha256(raw: RawInteractions) -> str:

@@ -8,6 +8,7 @@ can still be published.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -77,11 +78,15 @@ def run_attempt(
         )
         reporter.started(handle)
         scratch = store.scratch(job.hash)
+        timer = _time_limit(job, handle)
         try:
             ended = worker.run_cell(job, scratch, lambda event: reporter.event(handle, event))
         except BaseException:
             store.discard(scratch)
             raise
+        finally:
+            if timer is not None:
+                timer.cancel()
         if ended.interrupted or (ended.status is None and cancelled()):
             store.discard(scratch)
             outcome = CellOutcome(job, "interrupted", where=place)
@@ -89,9 +94,11 @@ def run_attempt(
             return outcome
         result = _result_of(ended, scratch, job)
         outcome_status = str(result.get("status"))
-        if ended.status is None:
+        if ended.ended_by_stop:  # killed on purpose, or died while stopping: its status
+            message = ended.crash_reason()
+        elif ended.status is None:
             outcome_status, message = "crashed", ended.crash_reason()
-            if not publish_crash and not ended.killed_after_stop:
+            if not publish_crash:
                 store.discard(scratch)
                 outcome = CellOutcome(job, "crashed", where=place, message=message)
                 reporter.finished(handle, outcome)
@@ -119,15 +126,30 @@ def run_attempt(
         store.release(claim, outcome_status, message)
 
 
+def _time_limit(job: CellJob, handle: CellHandle) -> threading.Timer | None:
+    """A timer that asks ``handle`` to end the cell ``timeout`` once it has run for the job's
+    time limit (the seam's stop request; the worker is killed if it does not stop in time)."""
+    seconds = job.time_limit_seconds
+    if seconds is None:
+        return None
+    from seqbench.limits import format_seconds
+
+    reason = f"the cell ran past its time limit of {format_seconds(seconds)} (--time-limit)"
+    timer = threading.Timer(seconds, handle.stop, args=("timeout", reason, "time-limit"))
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
 def _result_of(ended: WorkerExit, scratch: Path, job: CellJob) -> dict[str, Any]:
     """The record the worker wrote; when it died without one, a record saying why (with the
-    status a stop asked for, if it was killed for not stopping in time)."""
+    status a stop asked for, if it was killed for it or died while a stop was in force)."""
     result = read_result(scratch / record.RESULT)
     if result is not None and ended.status is not None:
         return result
     from seqbench.atomic import write_json
 
-    stop = ended.stop if ended.killed_after_stop else None
+    stop = ended.stop if ended.ended_by_stop else None
     data: dict[str, Any] = {
         "schema": record.SCHEMA,
         "cell": {"hash": job.hash, "identity": job.identity, **job.cell},

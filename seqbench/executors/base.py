@@ -56,6 +56,11 @@ class CellJob:
     lease_seconds: float = 300.0
     retry: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    # caps (run options, not identity; seqbench.limits): the worker's resident memory, watched
+    # by the process driving it; the CUDA allocator's; the wall time, through a stop request
+    memory_limit_mib: float | None = None
+    device_memory_limit_mib: float | None = None
+    time_limit_seconds: float | None = None
 
     @property
     def relative_path(self) -> PurePosixPath:

@@ -3,8 +3,12 @@ for the protocol).
 
 The worker is started on first use and reused for the next cell; when it dies (a crash, an
 out-of-memory kill, a stop it did not honour in time) the cell in progress is reported as such
-and the next cell gets a fresh process. The worker dies with the thread that started it (Linux's
-parent-death signal), so no orphan computes a cell whose claim is gone.
+and the next cell gets a fresh process. The worker dies with the thread that started it
+(Linux's parent-death signal), so no orphan computes a cell whose claim is gone.
+
+A job with ``memory_limit_mib`` has the worker's resident memory watched while it runs
+(:class:`seqbench.limits.MemoryWatch`): past the cap the worker is killed at once and the cell
+recorded ``oom``, with where it was (from its last event).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seqbench import record, threads
+from seqbench import limits, record, threads
 from seqbench.executors.base import CellJob
 
 #: Seconds a worker gets to honour a stop request before it is killed.
@@ -41,8 +45,21 @@ class WorkerExit:
     def interrupted(self) -> bool:
         return self.status is None and self.returncode in (130, -signal.SIGINT)
 
+    @property
+    def ended_by_stop(self) -> bool:
+        """The worker died (killed by us, or on its own) while a stop request was in force:
+        the cell ends with the status asked for, not as a crash."""
+        return self.status is None and self.stop is not None and not self.interrupted
+
     def crash_reason(self) -> str:
         code = self.returncode
+        if self.killed_after_stop and self.stop is not None and self.stop.get("at_once"):
+            return f"{self.stop.get('reason')}; the worker was killed at once"
+        if self.stop is not None and not self.killed_after_stop:
+            return (
+                f"ended {self.stop.get('status')}: {self.stop.get('reason')}; the worker died "
+                f"(exit status {code}) before it had stopped"
+            )
         if self.killed_after_stop and self.stop is not None:
             return (
                 f"ended {self.stop.get('status')}: {self.stop.get('reason')}; the worker did not "
@@ -81,6 +98,8 @@ class WorkerProcess:
         self._stop: dict[str, Any] | None = None
         self._stop_timer: threading.Timer | None = None
         self._killed_after_stop = False
+        self._current: str | None = None  # the hash of the cell being computed
+        self._place = ""  # where that cell is, from its last event
         self.cells_served = 0
 
     @property
@@ -125,28 +144,37 @@ class WorkerProcess:
         assert process is not None and process.stdin is not None and process.stdout is not None
         with self._lock:
             self._stop, self._killed_after_stop = None, False
+            self._current, self._place = job.hash, "while loading the data and building the model"
         command = {"op": "run", "job": job.to_json(), "out": str(out), "device": self.device}
         try:
             process.stdin.write(json.dumps(command) + "\n")
             process.stdin.flush()
         except (BrokenPipeError, OSError):
             pass  # it died: reading below finds out how
+        watch = self._watch_memory(job, process.pid)
         status = None
-        for line in process.stdout:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                event = None
-            if not isinstance(event, dict) or "event" not in event:
-                _append(out / record.LOG, line)  # stray output of a library: keep it
-                continue
-            kind = event["event"]
-            if kind == "done" and event.get("hash") == job.hash:
-                status = str(event.get("status"))
-                break
-            if kind in ("ready", "cell_start"):
-                continue
-            on_event(event)
+        try:
+            for line in process.stdout:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    event = None
+                if not isinstance(event, dict) or "event" not in event:
+                    _append(out / record.LOG, line)  # stray output of a library: keep it
+                    continue
+                kind = event["event"]
+                if kind == "done" and event.get("hash") == job.hash:
+                    status = str(event.get("status"))
+                    break
+                if kind in ("ready", "cell_start"):
+                    continue
+                self._place = place_of(event) or self._place
+                on_event(event)
+        finally:
+            if watch is not None:
+                watch.stop()
+            with self._lock:
+                self._current = None
         self._cancel_timer()
         self.cells_served += 1
         with self._lock:
@@ -158,7 +186,8 @@ class WorkerProcess:
         return WorkerExit(None, returncode=code, stop=stop, killed_after_stop=killed)
 
     def stop(self, job: CellJob, status: str, reason: str, requested_by: str | None) -> None:
-        """Ask the worker to end ``job``'s cell; kill it if it has not after the grace time."""
+        """Ask the worker to end ``job``'s cell; kill it if it has not after the grace time.
+        A request for a cell this worker is not computing (any more) is ignored."""
         request = {
             "op": "stop",
             "hash": job.hash,
@@ -167,7 +196,7 @@ class WorkerProcess:
             "requested_by": requested_by,
         }
         with self._lock:
-            if self._stop is not None:
+            if self._stop is not None or self._current != job.hash:
                 return
             self._stop = request
             process = self._process
@@ -181,6 +210,36 @@ class WorkerProcess:
             self._stop_timer = threading.Timer(STOP_GRACE_SECONDS, self._kill_after_stop)
             self._stop_timer.daemon = True
             self._stop_timer.start()
+
+    def stop_at_once(
+        self, job: CellJob, status: str, reason: str, requested_by: str | None
+    ) -> None:
+        """End ``job``'s cell now by killing the worker (a memory cap cannot wait for the next
+        event); the cell is recorded with ``status`` and ``reason``."""
+        with self._lock:
+            if self._current != job.hash or (self._stop or {}).get("at_once"):
+                return
+            self._stop = {"op": "stop", "hash": job.hash, "status": status, "reason": reason,
+                          "requested_by": requested_by, "at_once": True}  # fmt: skip
+            self._killed_after_stop = True
+        self.kill()
+
+    def _watch_memory(self, job: CellJob, pid: int) -> limits.MemoryWatch | None:
+        """Watch the worker's resident memory against the job's cap (where /proc tells)."""
+        cap = job.memory_limit_mib
+        if cap is None or not limits.watchable():
+            return None
+
+        def exceeded(rss: float) -> None:
+            self.stop_at_once(
+                job,
+                "oom",
+                f"the worker's resident memory reached {limits.format_mib(rss)}, past the cell's "
+                f"limit of {limits.format_mib(cap)} (--memory-limit), {self._place}",
+                "memory-limit",
+            )
+
+        return limits.MemoryWatch(pid, cap, exceeded).start()
 
     def _kill_after_stop(self) -> None:
         with self._lock:
@@ -250,6 +309,24 @@ class WorkerProcess:
         if self._stderr is not None:
             self._stderr.unlink(missing_ok=True)
             self._stderr = None
+
+
+def place_of(event: dict[str, Any]) -> str:
+    """Where a cell is, from one of its worker's events ('' when the event does not say)."""
+    kind = event.get("event")
+    if kind in ("step_start", "step"):  # a throughput cell: a step begins, or ended
+        during = "during" if kind == "step_start" else "after"
+        if event.get("phase") == "score":
+            return f"{during} the scoring of {event.get('step')} users"
+        name = "warm-up step" if event.get("phase") == "warmup" else "timed training step"
+        return f"{during} {name} {event.get('step')} of {event.get('steps')}"
+    if kind == "batch":
+        return f"after training batch {event.get('batch')} of {event.get('batches')}"
+    if kind == "epoch_start":
+        return f"in epoch {event.get('epoch')}"
+    if kind == "epoch":
+        return f"after epoch {event.get('epoch')}"
+    return ""
 
 
 def _append(path: Path, text: str) -> None:

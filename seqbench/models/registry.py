@@ -24,7 +24,7 @@ import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -52,9 +52,23 @@ Causality = bool | Callable[["ModelParams", str], bool]
 
 
 class ModelParams(BaseModel):
-    """Base of every model's parameters: strict (unknown keys are errors) and immutable."""
+    """Base of every model's parameters: strict (unknown keys are errors) and immutable.
+
+    ``late_defaults`` names parameters a model gained after results existed, with the value
+    that reproduces the model as it was: :meth:`resolved` leaves them out at that value, so that
+    a cell's parameters, and so its hash and the report's grouping, stay what they were."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    late_defaults: ClassVar[dict[str, Any]] = {}
+
+    def resolved(self) -> dict[str, Any]:
+        """Every parameter (JSON values), but a late-added one at its old behaviour."""
+        values = self.model_dump(mode="json")
+        for key, default in self.late_defaults.items():
+            if key in values and values[key] == default:
+                del values[key]
+        return values
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ Kang & McAuley, "Self-Attentive Sequential Recommendation", ICDM 2018.
 from __future__ import annotations
 
 from functools import partial
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -46,6 +46,15 @@ class SASRecParams(ModelParams):
     initializer_range: float = Field(
         0.02, gt=0.0, description="Std of the normal init of every Linear and Embedding weight."
     )
+    attention: Literal["sdpa", "naive"] = Field(
+        "sdpa",
+        description="Attention as seqbench computes it ('sdpa': torch's fused "
+        "scaled_dot_product_attention) or as RecBole and the papers do ('naive': the explicit "
+        "L×L score matrix); the same numbers within float rounding, different time and memory.",
+    )
+
+    # Added after results existed: left out of a cell's parameters (and hash) while "sdpa".
+    late_defaults: ClassVar[dict[str, Any]] = {"attention": "sdpa"}
 
     @model_validator(mode="after")
     def _heads_divide_hidden(self) -> SASRecParams:
@@ -77,7 +86,8 @@ class SASRec(SequentialRecommender):
 
     - ``forward`` computes the last transformer layer only at the readout slot (see
       :meth:`TransformerEncoder.readout`); :meth:`forward_all` gives every slot.
-    - Attention runs through ``scaled_dot_product_attention`` with the same additive −10000 mask,
+    - Attention runs through ``scaled_dot_product_attention`` (``attention = "sdpa"``, the
+      default; ``"naive"`` computes it as RecBole does) with the same additive −10000 mask,
       and query/key/value are one stacked matrix product (parameters unchanged); dropout masks
       are drawn from other random numbers than ``nn.Dropout``'s (same distribution; faster on
       the CPU, see ``seqbench.models.layers.dropout``).

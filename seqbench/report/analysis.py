@@ -13,6 +13,7 @@ from seqbench.report.ablation import ablation_table
 from seqbench.report.compare import PerUser, find_variant, mark_metric_table
 from seqbench.report.options import ReportOptions
 from seqbench.report.robustness import robustness_tables
+from seqbench.report.scaling import add_scaling
 from seqbench.report.strata import bucket_labels, strata_tables
 from seqbench.report.tables import Report
 
@@ -63,4 +64,5 @@ def analyse(report: Report, options: ReportOptions | None = None) -> Report:
         },
         **({"robustness": curves} if tables else {}),
     }
+    add_scaling(report, options)  # throughput cells over lengths: tables and analysis.scaling
     return report

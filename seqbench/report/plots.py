@@ -10,6 +10,9 @@
   (:mod:`seqbench.report.robustness`).
 - ``scaling-max_len``: seconds per epoch and peak memory against the sequence length ``max_len``,
   log-log, with the fitted slope of each line (1: linear, 2: quadratic).
+- ``scaling-throughput``: for throughput cells, seconds per training step and training memory
+  above the baseline against ``max_len``, log-log, with each line's slope over lengths ≥ 512
+  (:mod:`seqbench.report.scaling`) and a cross with "OOM" / "timeout" where a cap ended it.
 - ``differences-<metric>-<dataset>-<variant>-vs-<reference>``: the histogram of per-user
   differences (each side averaged over its seeds) for each comparison of the first metric's
   table with its reference, or for the ``--compare A,B`` pair.
@@ -35,6 +38,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from seqbench import atomic
+from seqbench.report import scaling
 from seqbench.report.compare import Paired, PerUser, find_variant, same_users
 from seqbench.report.load import CellResult, ResultFileError, Results, VariantInfo
 from seqbench.report.options import ReportOptions
@@ -157,7 +161,7 @@ def scaling_series(results: Results) -> list[Scaling]:
         for dataset in results.datasets:
             for cell in results.group(variant, dataset):
                 length = _max_len(cell)
-                if length is None:
+                if length is None or scaling.is_throughput(cell):  # drawn by their own figure
                     continue
                 key = (_without(variant, SCALING_KEY), dataset)
                 found.setdefault(key, {}).setdefault(length, []).append(cell)
@@ -308,9 +312,12 @@ def write_plots(report: Report, options: ReportOptions, folder: Path) -> list[Pa
                 figure = _sweep_figure(series, key, metric, report.split, prefix == "noise")
                 written += _save(figure, folder / _name(f"{prefix}-{key}-{metric}"))
     written += write_noise_plots(report, options, folder)  # evaluation and training noise
-    scaling = scaling_series(results)
-    if scaling:
-        written += _save(_scaling_figure(scaling), folder / f"scaling-{SCALING_KEY}")
+    series = scaling_series(results)
+    if series:
+        written += _save(_scaling_figure(series), folder / f"scaling-{SCALING_KEY}")
+    lines = scaling.scaling_lines(results)
+    if lines:
+        written += _save(_throughput_figure(lines), folder / "scaling-throughput")
     for found in difference_sets(report, options):
         name = f"differences-{found.metric}-{found.dataset}-{found.variant}-vs-{found.reference}"
         written += _save(_difference_figure(found, report.split), folder / _name(name))
@@ -376,6 +383,61 @@ def _scaling_figure(lines: list[Scaling]) -> Figure:
             ax.legend(fontsize="small")
     figure.suptitle(
         "Training time and memory vs sequence length (means over seeds)", fontsize="medium"
+    )
+    return figure
+
+
+def _throughput_figure(lines: list[scaling.Line]) -> Figure:
+    figure = Figure(figsize=(10.0, 4.0), layout="constrained")
+    time_ax, memory_ax = figure.subplots(1, 2)
+    several = len({line.dataset for line in lines}) > 1
+    colours = [f"C{i % 10}" for i in range(len(lines))]
+    stacked: dict[tuple[int, int], int] = {}  # (panel, length) → caps drawn there so far
+    for line, colour in zip(lines, colours, strict=True):
+        name = line.label + (f" on {line.dataset}" if several else "")
+        for ax, quantity in ((time_ax, "seconds"), (memory_ax, "memory")):
+            points = [p for p in line.completed() if (getattr(p, quantity) or 0) > 0]
+            x = [p.length for p in points]
+            y = [getattr(p, quantity) for p in points]
+            fitted = [(a, b) for a, b in zip(x, y, strict=True) if a >= scaling.MIN_LENGTH]
+            slope = scaling.loglog_fit([a for a, _ in fitted], [b for _, b in fitted])
+            label = name + (f" (slope {slope:.2f})" if slope is not None else "")
+            if y:
+                ax.plot(x, y, marker="o", color=colour, label=label)
+            for p in line.points:
+                if p.capped:  # the cap, at the top of the panel (stacked where several meet)
+                    k = stacked.get((id(ax), p.length), 0)
+                    stacked[(id(ax), p.length)] = k + 1
+                    y = 0.96 - 0.07 * k
+                    ax.plot([p.length], [y], marker="x", markersize=8, color=colour,
+                            transform=ax.get_xaxis_transform(), clip_on=False)  # fmt: skip
+                    ax.annotate(scaling.CAPS[p.status], (p.length, y), xytext=(-6, 0),
+                                textcoords="offset points", xycoords=ax.get_xaxis_transform(),
+                                color=colour, fontsize="x-small", ha="right",
+                                va="center")  # fmt: skip
+    kinds = sorted({"CUDA" if line.memory_kind == "cuda" else "RSS" for line in lines})
+    lengths = sorted({p.length for line in lines for p in line.points})
+    for ax, ylabel in (
+        (time_ax, "seconds per training step"),
+        (memory_ax, f"memory above baseline, MiB ({'/'.join(kinds)})"),
+    ):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xticks(lengths)
+        ax.tick_params(axis="x", labelrotation=45, labelsize="small")
+        ax.set_xlabel("sequence length L = max_len (log)")
+        ax.set_ylabel(f"{ylabel} (log)")
+        ax.grid(alpha=0.3, which="both")
+        if stacked:  # head room for the caps' crosses above the highest point (log axis)
+            low, high = ax.get_ylim()
+            ax.set_ylim(low, high * (high / low) ** (0.08 * max(stacked.values()) + 0.05))
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="x-small", loc="lower right")
+    figure.suptitle(
+        f"Throughput vs sequence length (slopes over L ≥ {scaling.MIN_LENGTH}; × = cap reached)",
+        fontsize="medium",
     )
     return figure
 

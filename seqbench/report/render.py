@@ -66,6 +66,8 @@ def format_value(cell: Cell, value: float | None = None) -> str:
         return f"{x:+.2f}"
     if cell.kind == "pvalue":
         return format_p(x)
+    if cell.kind == "exponent":
+        return f"{x:.2f}"
     return str(x)
 
 
@@ -100,6 +102,8 @@ def _parts(cell: Cell) -> tuple[str, str | None]:
     text = format_value(cell)
     if cell.kind == "delta" and cell.ci_low is not None and cell.ci_high is not None:
         text += f" [{cell.ci_low:+.{DECIMALS}f}, {cell.ci_high:+.{DECIMALS}f}]"
+    if cell.kind == "exponent" and cell.ci_low is not None and cell.ci_high is not None:
+        text += f" [{cell.ci_low:.2f}, {cell.ci_high:.2f}]"
     return text, std
 
 
@@ -242,7 +246,7 @@ _LATEX = {
     # the non-ASCII characters seqbench writes itself, which pdflatex's utf8 input lacks
     "±": r"$\pm$", "×": r"$\times$", "≥": r"$\geq$", "≤": r"$\leq$", "−": r"$-$", "→": r"$\to$",
     "·": r"$\cdot$", "…": r"\ldots{}", "–": "--", "—": "---", "α": r"$\alpha$",
-    "▲": r"$\uparrow$", "▼": r"$\downarrow$", "†": r"$\dagger$",
+    "▲": r"$\uparrow$", "▼": r"$\downarrow$", "†": r"$\dagger$", "≈": r"$\approx$",
     "β": r"$\beta$", "δ": r"$\delta$", "Δ": r"$\Delta$", "μ": r"$\mu$", "σ": r"$\sigma$",
 }  # fmt: skip
 
@@ -268,7 +272,8 @@ def to_csv(report: Report) -> str:
             for index, cell in enumerate(row):
                 if cell.quantity is None or cell.quantity == "seeds":
                     continue
-                column = table.header[index] if table.kind in ("strata", "robustness") else ""
+                per_column = table.kind in ("strata", "robustness", "scaling")
+                column = table.header[index] if per_column else ""
                 writer.writerow(_csv_row(table, cell, variants, column))
     for failed in report.failed:
         info = variants.get(failed.variant)

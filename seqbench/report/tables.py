@@ -24,9 +24,10 @@ from seqbench.stats import seed_summary
 DECIMALS = 4  # metric values are shown, and best/second decided, at this precision
 CI_LEVEL = 0.95  # of the t-based interval over seeds kept with each metric cell
 CellKind = Literal[
-    "text", "metric", "count", "seconds", "rate", "mib", "delta", "percent", "effect", "pvalue"
-]
-TableKind = Literal["metric", "efficiency", "ablation", "strata", "robustness"]
+    "text", "metric", "count", "seconds", "rate", "mib", "delta", "percent", "effect", "pvalue",
+    "exponent",
+]  # fmt: skip
+TableKind = Literal["metric", "efficiency", "ablation", "strata", "robustness", "scaling"]
 Align = Literal["left", "right"]
 
 
@@ -105,13 +106,17 @@ class Report:
     ablations: list[Table] = field(default_factory=list)  # one per metric with ablations
     strata: list[Table] = field(default_factory=list)  # per metric × dataset
     robustness: list[Table] = field(default_factory=list)  # per metric with noise conditions
+    scaling: list[Table] = field(default_factory=list)  # throughput cells over lengths
     analysis: dict[str, Any] = field(default_factory=dict)  # settings, references, comparisons
     pairs: list[Any] = field(default_factory=list, repr=False, compare=False)  # compare.Paired
 
     @property
     def all_tables(self) -> list[Table]:
         efficiency = [self.efficiency] if self.efficiency else []
-        return [*self.tables, *efficiency, *self.ablations, *self.strata, *self.robustness]
+        return [
+            *self.tables, *efficiency, *self.ablations, *self.strata, *self.robustness,
+            *self.scaling,
+        ]  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         """Every number behind every table, JSON-able (the loaded results are left out)."""

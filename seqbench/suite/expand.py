@@ -120,7 +120,8 @@ def _variant(
     except ValidationError as exc:
         _sweep_point_problem(i, point, exc, "params", problems)
         return None
-    resolved = params.model_dump(mode="json")
+    dumped = params.model_dump(mode="json")
+    resolved = params.resolved()  # late-added parameters at their old value left out
     try:
         train_values = TrainSettings.model_validate({**train.model_dump(), **parts["train"]})
     except ValidationError as exc:
@@ -138,9 +139,17 @@ def _variant(
             + ", ".join(n for n, m in sorted(registry.items()) if m.allows_all_positions()),
         )
         return None
+    if train_values.mode == "throughput" and not spec.cls.trainable:
+        problems.add(
+            ("models", i, "model"),
+            f"model {spec.name!r} is fitted from counts, not trained by steps, so a throughput "
+            "cell would have nothing to time",
+            'mode = "fit" in [train] (or a sweep), or a trained model',
+        )
+        return None
     protocol_values = Protocol.model_validate(parts["protocol"])
     shown = {
-        key: resolved[key]
+        key: dumped[key]
         if target == "params"
         else getattr(protocol_values if target == "protocol" else train_values, key)
         for key, target in plan.sweep_targets.items()

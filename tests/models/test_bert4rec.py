@@ -43,7 +43,7 @@ def test_parameter_names_shapes_and_count_at_the_defaults() -> None:
 
 def test_defaults_are_recboles_and_every_parameter_is_described() -> None:
     spec = get_model("bert4rec")
-    assert spec.params().model_dump() == {  # recbole/properties/model/BERT4Rec.yaml, v1.2.0
+    assert spec.params().resolved() == {  # recbole/properties/model/BERT4Rec.yaml, v1.2.0
         "n_layers": 2, "n_heads": 2, "hidden_size": 64, "inner_size": 256,
         "hidden_dropout_prob": 0.2, "attn_dropout_prob": 0.2, "hidden_act": "gelu",
         "layer_norm_eps": 1e-12, "initializer_range": 0.02, "mask_ratio": 0.2, "ft_ratio": 0.5,

@@ -11,6 +11,10 @@ RecBole state dict loads unchanged. How it computes differs, not what:
   stay three ``nn.Linear``);
 - dropout draws its random numbers differently from ``nn.Dropout`` (same distribution: zero with
   probability p, survivors × 1/(1−p)), see :mod:`seqbench.models.layers.dropout`;
+- ``attention = "naive"`` (a model parameter) computes attention as RecBole writes it instead,
+  with the L×L score matrix and its softmax materialised step by step (:func:`naive_attention`,
+  the papers' baseline): the same function within float rounding, at the cost the published
+  implementations pay in time and memory;
 - :meth:`TransformerEncoder.readout` computes the last layer only at one slot per row: the query,
   the attention output, the output projection, the FFN and both LayerNorms act slot by slot, so
   the other slots of the last layer can never reach the readout (keys and values are still
@@ -75,6 +79,27 @@ def attention(
     return torch.matmul(dropout(torch.softmax(scores, dim=-1), dropout_p, True), v)
 
 
+def naive_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, dropout_p: float
+) -> torch.Tensor:
+    """RecBole's ``MultiHeadAttention`` core as written: scores = q·kᵀ, / √d_h, + mask, softmax,
+    ``nn.Dropout``, ·v — each an L×L tensor of its own (no in-place steps, no fused kernel).
+
+    The same function as :func:`attention` within float rounding; in training its dropout mask
+    comes from ``F.dropout``'s random stream, as RecBole's."""
+    scores = torch.matmul(q, k.transpose(-1, -2))
+    scores = scores / math.sqrt(q.shape[-1])
+    scores = scores + mask
+    probs = torch.softmax(scores, dim=-1)
+    if dropout_p > 0.0:
+        probs = F.dropout(probs, dropout_p, training=True)
+    return torch.matmul(probs, v)
+
+
+#: The attention kernels a transformer model may use (its ``attention`` parameter).
+ATTENTION: dict[str, Callable[..., torch.Tensor]] = {"sdpa": attention, "naive": naive_attention}
+
+
 def select_rows(hidden: torch.Tensor, at: torch.Tensor) -> torch.Tensor:
     """hidden (B, L, d), slots (B,) → (B, 1, d): each row's vector at its slot."""
     return hidden.gather(1, at.view(-1, 1, 1).expand(-1, 1, hidden.shape[-1]))
@@ -106,10 +131,14 @@ class MultiHeadAttention(nn.Module):
         hidden_dropout_prob: float,
         attn_dropout_prob: float,
         layer_norm_eps: float,
+        attention: str = "sdpa",
     ) -> None:
         super().__init__()
         if hidden_size % n_heads != 0:
             raise ValueError(f"hidden_size {hidden_size} is not a multiple of n_heads {n_heads}")
+        if attention not in ATTENTION:
+            raise ValueError(f"unknown attention {attention!r}; expected one of {list(ATTENTION)}")
+        self.attend = ATTENTION[attention]
         self.n_heads = n_heads
         self.head_size = hidden_size // n_heads
         # Created in RecBole's order, so that the same seed draws the same construction weights.
@@ -138,7 +167,7 @@ class MultiHeadAttention(nn.Module):
         else:
             q = self._heads(self.query(query_input))
             k, v = (self._heads(x) for x in _linears(hidden, self.key, self.value))
-        context = attention(q, k, v, mask, self.attn_dropout_prob if self.training else 0.0)
+        context = self.attend(q, k, v, mask, self.attn_dropout_prob if self.training else 0.0)
         context = context.transpose(1, 2).reshape(query_input.shape)
         return self.LayerNorm(self.out_dropout(self.dense(context)) + query_input)
 
@@ -181,10 +210,11 @@ class TransformerLayer(nn.Module):
         attn_dropout_prob: float,
         hidden_act: str,
         layer_norm_eps: float,
+        attention: str = "sdpa",
     ) -> None:
         super().__init__()
         self.multi_head_attention = MultiHeadAttention(
-            n_heads, hidden_size, hidden_dropout_prob, attn_dropout_prob, layer_norm_eps
+            n_heads, hidden_size, hidden_dropout_prob, attn_dropout_prob, layer_norm_eps, attention
         )
         self.feed_forward = FeedForward(
             hidden_size, inner_size, hidden_dropout_prob, hidden_act, layer_norm_eps
@@ -203,7 +233,7 @@ class TransformerEncoder(nn.Module):
     def from_params(cls, params: Any) -> TransformerEncoder:
         """Built from a model's RecBole-named parameters (SASRec's, and BERT4Rec's which
         extend them): n_layers, n_heads, hidden_size, inner_size, the two dropouts,
-        hidden_act, layer_norm_eps."""
+        hidden_act, layer_norm_eps, and attention where the model has it."""
         return cls(
             n_layers=params.n_layers,
             n_heads=params.n_heads,
@@ -213,6 +243,7 @@ class TransformerEncoder(nn.Module):
             attn_dropout_prob=params.attn_dropout_prob,
             hidden_act=params.hidden_act,
             layer_norm_eps=params.layer_norm_eps,
+            attention=getattr(params, "attention", "sdpa"),
         )
 
     def __init__(
@@ -225,6 +256,7 @@ class TransformerEncoder(nn.Module):
         attn_dropout_prob: float,
         hidden_act: str,
         layer_norm_eps: float,
+        attention: str = "sdpa",
     ) -> None:
         super().__init__()
         layer = TransformerLayer(
@@ -235,6 +267,7 @@ class TransformerEncoder(nn.Module):
             attn_dropout_prob,
             hidden_act,
             layer_norm_eps,
+            attention,
         )
         # Deep copies of one layer, as RecBole builds them: the random numbers drawn while
         # constructing are then the same as RecBole's (the weights are re-drawn by the init).
