@@ -18,6 +18,20 @@ from rich.progress import (
 )
 
 from seqbench.cli.common import err, out, parse_duration, reports_errors
+from seqbench.cli.executor_options import (
+    AddressOption,
+    ArrayParallelismOption,
+    CpusPerCellOption,
+    ExecutorOption,
+    GpusPerCellOption,
+    MaxRetriesOption,
+    SlurmCpusOption,
+    SlurmGpusOption,
+    SlurmPartitionOption,
+    SlurmTimeOption,
+    check_executor,
+    slurm_minutes,
+)
 from seqbench.cli.run import DEFAULT_RESULTS
 from seqbench.cli.validate import DataDirOption
 from seqbench.errors import ConfigError
@@ -125,11 +139,22 @@ def tune(
     ] = None,
     mirror: Annotated[str | None, typer.Option(help="Download mirror base URL.")] = None,
     data_dir: DataDirOption = None,
+    executor: ExecutorOption = "local",
+    address: AddressOption = None,
+    cpus_per_cell: CpusPerCellOption = 1.0,
+    gpus_per_cell: GpusPerCellOption = 0.0,
+    max_retries: MaxRetriesOption = 2,
+    slurm_partition: SlurmPartitionOption = None,
+    slurm_time: SlurmTimeOption = "60m",
+    slurm_gpus_per_task: SlurmGpusOption = 0,
+    slurm_cpus_per_task: SlurmCpusOption = 1,
+    array_parallelism: ArrayParallelismOption = 64,
 ) -> None:
     """Tune the suite's search spaces (tune = {…} on [[models]] entries) on validation only.
 
     One study per models entry and dataset, [tune] trials each (complete + pruned; failed ones
-    do not count), --jobs at once; processes sharing a storage join the same studies, and a
+    do not count), --jobs at once (worker processes here, or Ray tasks / Slurm jobs with
+    --executor ray|slurm); processes sharing a storage join the same studies, and a
     rerun resumes them. Writes ROOT/<suite>/tune/summary.json and best.toml; then
     `seqbench run SUITE --tuned` trains the final seeds with the best values. See docs/tune.md.
     """
@@ -153,6 +178,18 @@ def tune(
         jobs=jobs,
         threads=threads,
         lease_seconds=parse_duration(lease, "--lease"),
+        cluster=runner.ClusterOptions(
+            executor=check_executor(executor),
+            address=address,
+            cpus_per_cell=cpus_per_cell,
+            gpus_per_cell=gpus_per_cell,
+            max_retries=max_retries,
+            slurm_partition=slurm_partition,
+            slurm_minutes=slurm_minutes(slurm_time),
+            slurm_gpus_per_task=slurm_gpus_per_task,
+            slurm_cpus_per_task=slurm_cpus_per_task,
+            array_parallelism=array_parallelism,
+        ),
     )
     first = [
         c
@@ -195,6 +232,7 @@ def _tune(
         cache_dir=options.cache_dir,
         eval_batch_size=options.eval_batch_size,
         lease_seconds=options.lease_seconds,
+        cluster=options.cluster,
     )
     try:
         if quiet:

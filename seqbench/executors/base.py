@@ -14,7 +14,8 @@ in the process that runs the worker: claim the cell in the store (OS lock + leas
 drive the worker (:class:`seqbench.executors.worker_process.WorkerProcess`), publish through
 the fenced store, release. So the guarantees — one published result per hash, nothing
 half-written, a lost process costs only its cell — hold identically everywhere. A new executor
-is one module on this seam: implement :meth:`Executor.run`.
+is one module on this seam: implement :meth:`Executor.run` (and :meth:`Executor.open_slots` for
+streams of cells decided one at a time, as tuning trials are).
 
 Reporter calls come from the executor's threads; executors serialise them, so a reporter needs
 no locking of its own.
@@ -27,7 +28,10 @@ import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from seqbench.executors.stream import JobSource, StreamSlots
 
 #: What a cell's run can end as, beyond the record statuses: ``busy`` (another live holder
 #: has it; waited for or deferred), ``done`` (already complete, not run), ``interrupted``
@@ -165,3 +169,21 @@ class Executor(abc.ABC):
         """Compute every job (each exactly once across all processes sharing the store) and
         return one outcome per job, in any order. Ctrl-C: stop the workers, publish nothing
         half-done, and re-raise KeyboardInterrupt."""
+
+    def open_slots(self, reporter: Reporter, count: int) -> StreamSlots:
+        """``count`` slots that compute one cell at a time for :meth:`run_stream`."""
+        raise NotImplementedError(f"the {self.name} executor cannot run a stream of cells")
+
+    def run_stream(
+        self, source: JobSource, reporter: Reporter, count: int, poll_seconds: float = 1.0
+    ) -> list[CellOutcome]:
+        """Compute cells that ``source`` decides one at a time (tuning trials), ``count`` at
+        once (:func:`seqbench.executors.stream.run_stream`)."""
+        from seqbench.executors.stream import run_stream
+
+        reporter = SerializedReporter(reporter)
+        slots = self.open_slots(reporter, count)
+        try:
+            return run_stream(slots, source, reporter, poll_seconds)
+        finally:
+            slots.close()

@@ -27,6 +27,7 @@ from seqbench.executors.base import (
     Reporter,
     SerializedReporter,
 )
+from seqbench.executors.stream import StreamSlots
 from seqbench.executors.worker_process import WorkerProcess
 
 
@@ -149,3 +150,42 @@ class LocalExecutor(Executor):
             if pid is not None:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGINT)
+
+    def open_slots(self, reporter: Reporter, count: int) -> StreamSlots:
+        return _LocalSlots(self, reporter, count)
+
+
+class _LocalSlots(StreamSlots):
+    """One worker process per slot (the cores shared among them), reused from cell to cell."""
+
+    def __init__(self, executor: LocalExecutor, reporter: Reporter, count: int) -> None:
+        self.count = count
+        self._executor = executor
+        self._reporter = reporter
+        self._cancelled = threading.Event()
+        executor._workers = self._workers = [
+            WorkerProcess(
+                executor.devices[i % len(executor.devices)],
+                executor.threads,
+                workers=count,
+                name=f"worker {i + 1}",
+            )
+            for i in range(count)
+        ]
+
+    def run(self, slot: int, job: CellJob) -> CellOutcome:
+        return run_attempt(
+            job,
+            self._workers[slot],
+            self._reporter,
+            executor=self._executor.name,
+            cancelled=self._cancelled.is_set,
+        )
+
+    def interrupt(self) -> None:
+        self._cancelled.set()
+        self._executor._interrupt_workers()
+
+    def close(self) -> None:
+        for worker in self._workers:
+            worker.close()

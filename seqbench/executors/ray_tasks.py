@@ -13,10 +13,14 @@ Worker events come back through a Ray queue the driver drains, and stop requests
 a small actor the tasks poll. A task whose process dies (SIGKILL to the Ray worker, a lost node)
 is retried by Ray up to ``--max-retries`` times; the retry takes the cell over under the lease
 rules and the record lists both attempts.
+
+Streams (``seqbench tune --executor ray``): K slots, each submitting one task at a time and
+waiting for it, while one thread drains the events of all of them.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -32,6 +36,7 @@ from seqbench.executors.base import (
     SerializedReporter,
 )
 from seqbench.executors.remote import Channel, outcome_from_json, run_job_here
+from seqbench.executors.stream import StreamSlots
 
 
 class StopBoard:
@@ -113,13 +118,9 @@ class RayExecutor(Executor):
         self.object_store_mib = object_store_mib
 
     def run(self, jobs: Sequence[CellJob], reporter: Reporter) -> list[CellOutcome]:
-        try:
-            import ray
-            from ray.util.queue import Empty, Queue
-        except ImportError:
-            raise SeqbenchError(
-                '--executor ray needs Ray: pip install "seqbench[cluster]"'
-            ) from None
+        ray = _import_ray()
+        from ray.util.queue import Empty, Queue
+
         reporter = SerializedReporter(reporter)
         started_here = not ray.is_initialized()
         if started_here:
@@ -127,12 +128,7 @@ class RayExecutor(Executor):
         try:
             events = Queue()
             board = ray.remote(StopBoard).options(num_cpus=0).remote()
-            remote_task = ray.remote(_task).options(
-                num_cpus=self.cpus_per_cell,
-                num_gpus=self.gpus_per_cell,
-                max_retries=self.max_retries,
-                retry_exceptions=False,
-            )
+            remote_task = self._remote_task(ray)
             by_hash = {job.hash: job for job in jobs}
             refs = {
                 remote_task.remote(job.to_json(), events, board, self.max_attempts): job
@@ -159,6 +155,17 @@ class RayExecutor(Executor):
         finally:
             if started_here:
                 ray.shutdown()
+
+    def open_slots(self, reporter: Reporter, count: int) -> StreamSlots:
+        return _RaySlots(self, reporter, count)
+
+    def _remote_task(self, ray: Any) -> Any:
+        return ray.remote(_task).options(
+            num_cpus=self.cpus_per_cell,
+            num_gpus=self.gpus_per_cell,
+            max_retries=self.max_retries,
+            retry_exceptions=False,
+        )
 
     def _connect(self, ray: Any) -> None:
         runtime_env = {"env_vars": forwarded_environment()}
@@ -220,6 +227,87 @@ class RayExecutor(Executor):
         except RayError as exc:  # the task failed for good (retries exhausted)
             reason = f"its Ray task died {self.max_retries + 1} times ({type(exc).__name__})"
             return record_lost(job, reason, self.name, where="ray")
+
+
+class _RaySlots(StreamSlots):
+    """K slots on the cluster: each runs one task at a time; one thread drains the events."""
+
+    def __init__(self, executor: RayExecutor, reporter: Reporter, count: int) -> None:
+        from ray.util.queue import Empty, Queue
+
+        self.count = count
+        self._ray = ray = _import_ray()
+        self._executor = executor
+        self._reporter = reporter
+        self._started_here = not ray.is_initialized()
+        if self._started_here:
+            executor._connect(ray)
+        self._empty = Empty
+        self._events = Queue()
+        self._board = ray.remote(StopBoard).options(num_cpus=0).remote()
+        self._task = executor._remote_task(ray)
+        self._lock = threading.Lock()  # the drain, and the maps below
+        self._by_hash: dict[str, CellJob] = {}
+        self._handles: dict[str, RayHandle] = {}
+        self._refs: set[Any] = set()
+        self._closed = threading.Event()
+        self._drainer = threading.Thread(target=self._drain_loop, name="ray-events", daemon=True)
+        self._drainer.start()
+
+    def _drain_loop(self) -> None:
+        while not self._closed.wait(0.2):
+            self._drain()
+
+    def _drain(self) -> None:
+        with self._lock:
+            self._executor._drain(
+                self._events, self._empty, self._by_hash, self._handles, self._board,
+                self._reporter,
+            )  # fmt: skip
+
+    def run(self, slot: int, job: CellJob) -> CellOutcome:
+        ray = self._ray
+        with self._lock:
+            self._by_hash[job.hash] = job
+            ref = self._task.remote(job.to_json(), self._events, self._board,
+                                    self._executor.max_attempts)  # fmt: skip
+            self._refs.add(ref)
+        try:
+            while not ray.wait([ref], num_returns=1, timeout=0.5)[0]:
+                pass
+            outcome = self._executor._outcome(ray, ref, job)
+            self._drain()
+            with self._lock:
+                handle = self._handles.pop(job.hash, None)
+                self._by_hash.pop(job.hash, None)
+            if outcome.status != "busy":
+                self._reporter.finished(
+                    handle or RayHandle(job, outcome.where, self._board), outcome
+                )
+            return outcome
+        finally:
+            with self._lock:
+                self._refs.discard(ref)
+
+    def interrupt(self) -> None:
+        with self._lock:
+            refs = list(self._refs)
+        for ref in refs:
+            self._ray.cancel(ref, force=True)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._drainer.join(timeout=5)
+        if self._started_here:
+            self._ray.shutdown()
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise SeqbenchError('--executor ray needs Ray: pip install "seqbench[cluster]"') from None
+    return ray
 
 
 def forwarded_environment() -> dict[str, str]:

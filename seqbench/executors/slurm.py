@@ -12,12 +12,16 @@ Progress crosses nodes as small event files: each task appends its worker's even
 request is a ``<hash>.stop`` file beside it, which the task polls. A preempted or requeued task
 (submitit's checkpointing) starts its cell again from scratch and takes it over under the lease
 rules; the record lists every attempt.
+
+Streams (``seqbench tune --executor slurm``): K slots, each submitting one job (not an array) at
+a time and waiting for it, while one thread reads the event files of all of them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -36,6 +40,7 @@ from seqbench.executors.base import (
     SerializedReporter,
 )
 from seqbench.executors.remote import Channel, outcome_from_json, run_job_here
+from seqbench.executors.stream import StreamSlots
 
 
 class FileChannel(Channel):
@@ -127,39 +132,11 @@ class SlurmExecutor(Executor):
         self.poll_seconds = poll_seconds
 
     def run(self, jobs: Sequence[CellJob], reporter: Reporter) -> list[CellOutcome]:
-        try:
-            import submitit
-        except ImportError:
-            raise SeqbenchError(
-                '--executor slurm needs submitit: pip install "seqbench[cluster]"'
-            ) from None
         if not jobs:
             return []
-        import logging
-
-        # Without Slurm accounting (sacct), submitit warns on every poll and falls back to the
-        # job's output files, which is all this executor needs.
-        logging.getLogger("submitit").setLevel(logging.ERROR)
         reporter = SerializedReporter(reporter)
         suite_dir = Path(jobs[0].results) / jobs[0].suite
-        run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-        events = suite_dir / ".events" / run_id
-        events.mkdir(parents=True, exist_ok=True)
-        executor = submitit.AutoExecutor(folder=suite_dir / ".slurm" / run_id, cluster=self.cluster)
-        parameters: dict[str, Any] = {
-            "timeout_min": self.time_minutes,
-            "cpus_per_task": self.cpus_per_task,
-            "name": f"seqbench-{jobs[0].suite}",
-        }
-        if self.cluster == "slurm":
-            parameters.update(
-                slurm_array_parallelism=self.array_parallelism,
-                slurm_gpus_per_task=self.gpus_per_task or None,
-                slurm_partition=self.partition,
-            )
-        elif self.gpus_per_task:
-            parameters["gpus_per_node"] = self.gpus_per_task
-        executor.update_parameters(**{k: v for k, v in parameters.items() if v is not None})
+        executor, events = self._submitit(suite_dir, jobs[0].suite)
         task = SlurmTask(str(events), self.max_attempts)
         submitted = executor.map_array(task, [job.to_json() for job in jobs])
         by_hash = {job.hash: job for job in jobs}
@@ -186,6 +163,43 @@ class SlurmExecutor(Executor):
                 sjob.cancel(check=False)
             raise
         return outcomes
+
+    def _submitit(self, suite_dir: Path, suite: str) -> tuple[Any, Path]:
+        """A submitit executor for this run (its job folder in ``suite_dir/.slurm/RUN``) and the
+        run's event folder (``suite_dir/.events/RUN``)."""
+        try:
+            import submitit
+        except ImportError:
+            raise SeqbenchError(
+                '--executor slurm needs submitit: pip install "seqbench[cluster]"'
+            ) from None
+        import logging
+
+        # Without Slurm accounting (sacct), submitit warns on every poll and falls back to the
+        # job's output files, which is all this executor needs.
+        logging.getLogger("submitit").setLevel(logging.ERROR)
+        run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        events = suite_dir / ".events" / run_id
+        events.mkdir(parents=True, exist_ok=True)
+        executor = submitit.AutoExecutor(folder=suite_dir / ".slurm" / run_id, cluster=self.cluster)
+        parameters: dict[str, Any] = {
+            "timeout_min": self.time_minutes,
+            "cpus_per_task": self.cpus_per_task,
+            "name": f"seqbench-{suite}",
+        }
+        if self.cluster == "slurm":
+            parameters.update(
+                slurm_array_parallelism=self.array_parallelism,
+                slurm_gpus_per_task=self.gpus_per_task or None,
+                slurm_partition=self.partition,
+            )
+        elif self.gpus_per_task:
+            parameters["gpus_per_node"] = self.gpus_per_task
+        executor.update_parameters(**{k: v for k, v in parameters.items() if v is not None})
+        return executor, events
+
+    def open_slots(self, reporter: Reporter, count: int) -> StreamSlots:
+        return _SlurmSlots(self, reporter, count)
 
     def _read_events(
         self,
@@ -242,3 +256,70 @@ class SlurmExecutor(Executor):
                     "the results root must be on a filesystem every node sees (NFS, Lustre, …)"
                 )
             return record_lost(job, text, self.name, where=f"slurm job {sjob.job_id}")
+
+
+class _SlurmSlots(StreamSlots):
+    """K slots, each one Slurm job at a time; one thread reads every job's event file. The job
+    folder and event folder are made with the first job (its results root is the stream's)."""
+
+    def __init__(self, executor: SlurmExecutor, reporter: Reporter, count: int) -> None:
+        self.count = count
+        self._executor = executor
+        self._reporter = reporter
+        self._lock = threading.Lock()  # submission, the event reading and the maps below
+        self._submitit: Any = None
+        self._events: Path | None = None
+        self._task: SlurmTask | None = None
+        self._by_hash: dict[str, CellJob] = {}
+        self._handles: dict[str, SlurmHandle] = {}
+        self._offsets: dict[str, int] = {}
+        self._pending: set[Any] = set()
+        self._closed = threading.Event()
+        self._reader = threading.Thread(target=self._read_loop, name="slurm-events", daemon=True)
+        self._reader.start()
+
+    def _read_loop(self) -> None:
+        while not self._closed.wait(self._executor.poll_seconds):
+            self._read()
+
+    def _read(self) -> None:
+        with self._lock:
+            if self._events is not None:
+                self._executor._read_events(
+                    self._events, self._offsets, self._by_hash, self._handles, self._reporter
+                )
+
+    def run(self, slot: int, job: CellJob) -> CellOutcome:
+        suite_dir = Path(job.results) / job.suite
+        with self._lock:
+            if self._submitit is None:
+                self._submitit, self._events = self._executor._submitit(suite_dir, job.suite)
+                self._task = SlurmTask(str(self._events), self._executor.max_attempts)
+            assert self._events is not None
+            self._by_hash[job.hash] = job
+            sjob = self._submitit.submit(self._task, job.to_json())
+            self._pending.add(sjob)
+        try:
+            while not sjob.done():
+                time.sleep(self._executor.poll_seconds)
+            self._read()
+            outcome = self._executor._outcome(sjob, job, suite_dir)
+            with self._lock:
+                handle = self._handles.pop(job.hash, None)
+                self._by_hash.pop(job.hash, None)
+            handle = handle or SlurmHandle(job, outcome.where, self._events)
+            self._reporter.finished(handle, outcome)
+            return outcome
+        finally:
+            with self._lock:
+                self._pending.discard(sjob)
+
+    def interrupt(self) -> None:
+        with self._lock:
+            pending = list(self._pending)
+        for sjob in pending:
+            sjob.cancel(check=False)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._reader.join(timeout=5)

@@ -4,8 +4,9 @@ Modules, in the order a study goes through them:
 
 - ``points``    a point of a search space applied to a suite cell (trials and ``run --tuned``)
 - ``storage``   where studies live (a journal file, or PostgreSQL), study names, the study lock
-- ``executor``  the local executor's slots, fed one trial cell at a time
-- ``driver``    the studies: exactly N trials, pruning, dead-trial recovery, the display hooks
+- ``driver``    the studies: exactly N trials, pruning, dead-trial recovery, the display hooks;
+                trial cells fed one at a time to any executor's slots
+                (:mod:`seqbench.executors.stream`)
 - ``outputs``   ``tune/summary.json`` and ``tune/best.toml`` from the storage
 - ``tuned``     ``seqbench run --tuned``: the suite's cells with the best values
 

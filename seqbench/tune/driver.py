@@ -5,7 +5,8 @@ One study per models entry (× ablation × sweep point) with a ``tune`` table an
 named by :func:`seqbench.tune.storage.study_name`, so that every process tuning the same suite
 joins it. Each trial is one validation-only cell per trial seed (:mod:`seqbench.tune.points`),
 stored in the suite's hidden ``.tune/`` store and computed through the executor seam
-(:class:`seqbench.tune.executor.TrialExecutor`); a repeated point reuses its published result.
+(:meth:`seqbench.executors.base.Executor.run_stream`: worker processes here, Ray tasks or
+Slurm jobs); a repeated point reuses its published result.
 
 **Exactly N.** "Start another trial?" is decided inside the study's lock
 (:meth:`seqbench.tune.storage.Storage.lock`: an OS file lock for the journal, a PostgreSQL
@@ -56,7 +57,8 @@ from typing import Any, Protocol
 from seqbench import lease, record
 from seqbench.cells import Cell, canonical_json, source_fingerprint
 from seqbench.errors import SeqbenchError
-from seqbench.executors.base import CellHandle, CellJob, CellOutcome
+from seqbench.executors.base import CellHandle, CellJob, CellOutcome, Executor
+from seqbench.runner import ClusterOptions, RunOptions
 from seqbench.store import read_result
 from seqbench.suite import Suite
 from seqbench.suite.tune import Dimension, TuneSettings, grid_points
@@ -119,6 +121,7 @@ class TuneOptions:
     eval_batch_size: int = 4096
     lease_seconds: float = lease.DEFAULT_LEASE_SECONDS
     poll_seconds: float = 1.0
+    cluster: ClusterOptions | None = None  # --executor ray|slurm and their options
 
 
 class TuneDisplay(Protocol):
@@ -264,8 +267,9 @@ WAIT, DONE = "wait", "done"
 
 
 class Tuner:
-    """Runs every study of a suite in this process (a :class:`JobSource` and a
-    :class:`~seqbench.executors.base.Reporter` for :class:`TrialExecutor`)."""
+    """Runs every study of a suite from this process (a
+    :class:`~seqbench.executors.stream.JobSource` and a
+    :class:`~seqbench.executors.base.Reporter` for :meth:`Executor.run_stream`)."""
 
     def __init__(
         self,
@@ -297,8 +301,6 @@ class Tuner:
 
     def run(self) -> None:
         """Run every study to its budget on ``--jobs`` slots."""
-        from seqbench.tune.executor import TrialExecutor
-
         _quiet_optuna()
         self.leases.mkdir(parents=True, exist_ok=True)
         self._clean_stale_leases()
@@ -313,14 +315,11 @@ class Tuner:
         try:
             for state in self.studies:
                 self._open(state)
-            executor = TrialExecutor(
-                self.options.jobs,
-                list(self.options.devices),
-                self.options.threads,
-                poll_seconds=self.options.poll_seconds,
-            )
+            executor = self._executor()
             try:
-                executor.run_stream(self, self)
+                executor.run_stream(
+                    self, self, self.options.jobs, poll_seconds=self.options.poll_seconds
+                )
             finally:
                 self._abandon_running("interrupted before it finished")
         finally:
@@ -328,6 +327,24 @@ class Tuner:
             beat.join(timeout=5)
             with contextlib.suppress(OSError):
                 lease.release(self._lease)
+
+    def _executor(self) -> Executor:
+        """Where the trials run: worker processes here (``--jobs`` of them), or ``--jobs``
+        trials at once as Ray tasks or Slurm jobs (``--executor``)."""
+        from seqbench.runner import make_executor
+
+        if self.options.cluster is not None and self.options.cluster.executor != "local":
+            return make_executor(
+                RunOptions(results=self.options.results, cluster=self.options.cluster)
+            )
+        from seqbench.executors.local import LocalExecutor
+
+        return LocalExecutor(
+            self.options.jobs,
+            list(self.options.devices),
+            self.options.threads,
+            poll_seconds=self.options.poll_seconds,
+        )
 
     def _heartbeat(self, stop: threading.Event) -> None:
         """Renew this process's lease; with PostgreSQL, Optuna's heartbeat of our trials."""

@@ -1,0 +1,115 @@
+"""Cells fed one at a time: a source decides each next cell while others run.
+
+``seqbench run`` knows all its cells before it starts; a tuning study does not (the sampler
+proposes a trial from the trials finished so far, and whether to start one at all depends on
+every process sharing the study). :func:`run_stream` runs K slots of any executor; each slot asks
+a :class:`JobSource` for its next cell whenever it is free and computes it through the executor's
+:class:`StreamSlots` (a worker process here, a Ray task, a Slurm job), which claims, heartbeats,
+computes and publishes it through the same seam as every other cell; the reporter sees its
+events and may stop it (the pruner).
+"""
+
+from __future__ import annotations
+
+import abc
+import threading
+import time
+from typing import Protocol
+
+from seqbench.executors.base import CellJob, CellOutcome, Reporter
+
+
+class JobSource(Protocol):
+    """Where the slots get cells: :meth:`next_job` may block (a study waiting on another
+    process's trials); None ends the slot. :meth:`job_done` hears every cell's outcome,
+    including ``done`` (already published: a repeated point) which no reporter call announces."""
+
+    def next_job(self) -> CellJob | None: ...
+    def job_done(self, job: CellJob, outcome: CellOutcome) -> None: ...
+    def cancel(self) -> None: ...
+
+
+class StreamSlots(abc.ABC):
+    """An executor's K slots for a stream. :meth:`run` computes one job on slot ``slot`` and
+    blocks until its outcome (``busy`` when another live process holds the cell); slots run in
+    threads of their own, so it must be safe to call from several at once."""
+
+    count: int
+
+    @abc.abstractmethod
+    def run(self, slot: int, job: CellJob) -> CellOutcome: ...
+
+    @abc.abstractmethod
+    def interrupt(self) -> None:
+        """Ctrl-C: stop every cell in progress without publishing it."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the slots' resources (worker processes, the cluster connection)."""
+
+
+def run_stream(
+    slots: StreamSlots, source: JobSource, reporter: Reporter, poll_seconds: float = 1.0
+) -> list[CellOutcome]:
+    """Run cells from ``source`` on every slot until each got None. A cell another process holds
+    (the same point in a concurrent trial) is waited for, then reused. Ctrl-C: interrupt the
+    slots, publish nothing half-done, re-raise KeyboardInterrupt. ``reporter`` must be safe to
+    call from several threads (:class:`~seqbench.executors.base.SerializedReporter`)."""
+    outcomes: list[CellOutcome] = []
+    lock = threading.Lock()
+    cancelled = threading.Event()
+    errors: list[BaseException] = []
+    ended: list[int] = []
+    changed = threading.Event()
+
+    def slot(index: int) -> None:
+        try:
+            while not cancelled.is_set() and (job := source.next_job()) is not None:
+                told = False
+                while True:
+                    outcome = slots.run(index, job)
+                    if outcome.status != "busy" or cancelled.is_set():
+                        break
+                    if not told:
+                        reporter.message(f"waiting for another process to finish {job.title}")
+                        told = True
+                    time.sleep(poll_seconds)
+                source.job_done(job, outcome)
+                with lock:
+                    outcomes.append(outcome)
+        except BaseException as exc:  # a bug in seqbench: stop everything, re-raise it
+            errors.append(exc)
+            cancelled.set()
+            source.cancel()
+        finally:
+            with lock:
+                ended.append(index)
+            changed.set()
+
+    def running() -> bool:
+        with lock:
+            return len(ended) < slots.count
+
+    threads = [
+        threading.Thread(target=slot, args=(i,), name=f"slot {i + 1}", daemon=True)
+        for i in range(slots.count)
+    ]
+    for t in threads:
+        t.start()
+    # Wait on an event, not Thread.join: a KeyboardInterrupt inside join() can leave the thread
+    # looking finished (CPython < 3.13), and the slots must get to release their claims.
+    try:
+        while running():
+            changed.wait(0.2)
+            changed.clear()
+    except KeyboardInterrupt:
+        cancelled.set()
+        source.cancel()
+        slots.interrupt()
+        deadline = time.monotonic() + 30
+        while running() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        raise
+    if errors:
+        raise errors[0]
+    return outcomes
