@@ -256,9 +256,11 @@ def jobs_for(suite_name: str, planned: list[PlannedCell], options: RunOptions) -
     """The executor's view of planned cells, with their caps."""
     from seqbench.limits import cell_limits
 
+    memory = options.memory_limit
+    if memory == "auto" and options.cluster.executor != "local":
+        memory = None  # this host's memory says nothing of the nodes': their scheduler's limits
     caps = {
-        kind: cell_limits(options.memory_limit, kind, options.jobs)
-        for kind in {p.cell.device for p in planned}
+        kind: cell_limits(memory, kind, options.jobs) for kind in {p.cell.device for p in planned}
     }
     return [
         CellJob(

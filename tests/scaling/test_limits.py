@@ -136,6 +136,28 @@ def test_caps_per_device(monkeypatch: pytest.MonkeyPatch) -> None:
     assert limits.cell_limits(None, "cuda", 1) == (None, None)
 
 
+def test_auto_caps_local_cells_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``auto`` is a share of this host's memory: it caps local cells, never a cluster's, whose
+    nodes have their own memory (an explicit size is passed on to them)."""
+    monkeypatch.setattr(limits, "default_memory_limit", lambda workers: 1000.0 / workers)
+    path = tmp_path / "caps.toml"
+    path.write_text(HEAD.format(max_len=16, batch=2, steps=1) + SMALL, encoding="utf-8")
+    suite = load_suite(path)
+    local = runner.RunOptions(results=tmp_path / "R", device="cpu", memory_limit=limits.AUTO,
+                              jobs=2)  # fmt: skip
+    planned = runner.plan(suite.cells(), local)
+
+    def caps(options: runner.RunOptions) -> set[float | None]:
+        return {job.memory_limit_mib for job in runner.jobs_for(suite.name, planned, options)}
+
+    assert caps(local) == {500.0}
+    for executor in ("ray", "slurm"):
+        cluster = runner.ClusterOptions(executor=executor)
+        assert caps(runner.RunOptions(**{**vars(local), "cluster": cluster})) == {None}
+        sized = runner.RunOptions(**{**vars(local), "cluster": cluster, "memory_limit": 3000.0})
+        assert caps(sized) == {3000.0}
+
+
 def test_a_stop_for_a_cell_the_worker_is_not_computing_is_ignored() -> None:
     worker = WorkerProcess("cpu", 1)
     job = CellJob(suite="s", results="r", relative="x", cell={}, hash="h", identity={},
