@@ -233,10 +233,10 @@ class _RaySlots(StreamSlots):
     """K slots on the cluster: each runs one task at a time; one thread drains the events."""
 
     def __init__(self, executor: RayExecutor, reporter: Reporter, count: int) -> None:
+        self._ray = ray = _import_ray()
         from ray.util.queue import Empty, Queue
 
         self.count = count
-        self._ray = ray = _import_ray()
         self._executor = executor
         self._reporter = reporter
         self._started_here = not ray.is_initialized()
