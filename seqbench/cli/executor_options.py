@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from seqbench.cli.common import parse_duration
 from seqbench.errors import ConfigError
+
+if TYPE_CHECKING:
+    from seqbench.runner import ClusterOptions
 
 PANEL = "Where cells run"
 EXECUTORS = ("local", "ray", "slurm")
@@ -71,3 +74,32 @@ def check_executor(name: str) -> str:
 
 def slurm_minutes(text: str) -> int:
     return max(1, round(parse_duration(text, "--slurm-time") / 60))
+
+
+def cluster_options(
+    executor: str,
+    address: str | None,
+    cpus_per_cell: float,
+    gpus_per_cell: float,
+    max_retries: int,
+    slurm_partition: str | None,
+    slurm_time: str,
+    slurm_gpus_per_task: int,
+    slurm_cpus_per_task: int,
+    array_parallelism: int,
+) -> ClusterOptions:
+    """The options above, checked, as the runner's :class:`~seqbench.runner.ClusterOptions`."""
+    from seqbench.runner import ClusterOptions
+
+    return ClusterOptions(
+        executor=check_executor(executor),
+        address=address,
+        cpus_per_cell=cpus_per_cell,
+        gpus_per_cell=gpus_per_cell,
+        max_retries=max_retries,
+        slurm_partition=slurm_partition,
+        slurm_minutes=slurm_minutes(slurm_time),
+        slurm_gpus_per_task=slurm_gpus_per_task,
+        slurm_cpus_per_task=slurm_cpus_per_task,
+        array_parallelism=array_parallelism,
+    )

@@ -28,8 +28,7 @@ from seqbench.cli.executor_options import (
     SlurmGpusOption,
     SlurmPartitionOption,
     SlurmTimeOption,
-    check_executor,
-    slurm_minutes,
+    cluster_options,
 )
 from seqbench.cli.validate import DataDirOption
 from seqbench.limits import parse_memory
@@ -324,17 +323,17 @@ def run(
         threads=threads,
         retry=parse_retry(retry),
         lease_seconds=parse_duration(lease, "--lease"),
-        cluster=runner.ClusterOptions(
-            executor=check_executor(executor),
-            address=address,
-            cpus_per_cell=cpus_per_cell,
-            gpus_per_cell=gpus_per_cell,
-            max_retries=max_retries,
-            slurm_partition=slurm_partition,
-            slurm_minutes=slurm_minutes(slurm_time),
-            slurm_gpus_per_task=slurm_gpus_per_task,
-            slurm_cpus_per_task=slurm_cpus_per_task,
-            array_parallelism=array_parallelism,
+        cluster=cluster_options(
+            executor,
+            address,
+            cpus_per_cell,
+            gpus_per_cell,
+            max_retries,
+            slurm_partition,
+            slurm_time,
+            slurm_gpus_per_task,
+            slurm_cpus_per_task,
+            array_parallelism,
         ),
         memory_limit=parse_memory(memory_limit),
         time_limit=parse_duration(time_limit, "--time-limit") if time_limit else None,

@@ -29,8 +29,7 @@ from seqbench.cli.executor_options import (
     SlurmGpusOption,
     SlurmPartitionOption,
     SlurmTimeOption,
-    check_executor,
-    slurm_minutes,
+    cluster_options,
 )
 from seqbench.cli.run import DEFAULT_RESULTS
 from seqbench.cli.validate import DataDirOption
@@ -178,17 +177,17 @@ def tune(
         jobs=jobs,
         threads=threads,
         lease_seconds=parse_duration(lease, "--lease"),
-        cluster=runner.ClusterOptions(
-            executor=check_executor(executor),
-            address=address,
-            cpus_per_cell=cpus_per_cell,
-            gpus_per_cell=gpus_per_cell,
-            max_retries=max_retries,
-            slurm_partition=slurm_partition,
-            slurm_minutes=slurm_minutes(slurm_time),
-            slurm_gpus_per_task=slurm_gpus_per_task,
-            slurm_cpus_per_task=slurm_cpus_per_task,
-            array_parallelism=array_parallelism,
+        cluster=cluster_options(
+            executor,
+            address,
+            cpus_per_cell,
+            gpus_per_cell,
+            max_retries,
+            slurm_partition,
+            slurm_time,
+            slurm_gpus_per_task,
+            slurm_cpus_per_task,
+            array_parallelism,
         ),
     )
     first = [
