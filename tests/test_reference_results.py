@@ -66,3 +66,44 @@ def test_the_report_regenerates_the_committed_tables(tmp_path: Path) -> None:
         for key in VOLATILE_KEYS:
             data.pop(key, None)
     assert got_json == want_json
+
+
+README_START, README_END = "<!-- reference-tables:start -->", "<!-- reference-tables:end -->"
+
+
+def readme_block(tables_md: str) -> str:
+    """The README's reference tables: the summary and efficiency sections of the committed
+    report's tables.md (tables and legends, verbatim) under the README's own headings."""
+    sections = {s.split("\n", 1)[0]: s.split("\n", 1)[1].strip() for s in tables_md.split("\n## ")}
+    summary = next(v for k, v in sections.items() if k.startswith("Summary: ml-100k-recbole"))
+    return "\n".join([
+        README_START,
+        "**Accuracy** (test split, every metric):",
+        "",
+        summary,
+        "",
+        "**Efficiency** (indicative: the cells ran two at a time, one thread each, beside other "
+        "work on a 2-core machine; quiet-machine timings are in `benchmarks/`):",
+        "",
+        sections["Efficiency"],
+        README_END,
+    ])  # fmt: skip
+
+
+def test_the_readme_shows_the_committed_tables() -> None:
+    tables = (REPO / STORE / "report" / "tables.md").read_text(encoding="utf-8")
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    start, end = readme.index(README_START), readme.index(README_END) + len(README_END)
+    assert readme[start:end] == readme_block(tables), (
+        "README.md's reference tables differ from the committed report; update them with "
+        "`python -m tests.test_reference_results`"
+    )
+
+
+if __name__ == "__main__":  # rewrite the README's block from the committed report
+    path = REPO / "README.md"
+    text = path.read_text(encoding="utf-8")
+    start, end = text.index(README_START), text.index(README_END) + len(README_END)
+    block = readme_block((REPO / STORE / "report" / "tables.md").read_text(encoding="utf-8"))
+    path.write_text(text[:start] + block + text[end:], encoding="utf-8")
+    print(f"rewrote the reference tables of {path}")

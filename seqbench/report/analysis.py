@@ -3,7 +3,8 @@
 :func:`build_report` aggregates over seeds; :func:`analyse` then compares, per metric table and
 dataset column, every variant with the column's reference on the same users, corrects each family
 of comparisons, marks the cells and writes the legend, and adds one ablation table per metric and
-one history-length table per metric × dataset. Everything it computes is kept in
+one history-length table per metric × dataset, and per dataset a summary of every metric
+(:mod:`seqbench.report.summary`). Everything it computes is kept in
 ``Report.analysis`` (and so in report.json), marks hidden or not.
 """
 
@@ -15,6 +16,7 @@ from seqbench.report.options import ReportOptions
 from seqbench.report.robustness import robustness_tables
 from seqbench.report.scaling import add_scaling
 from seqbench.report.strata import bucket_labels, strata_tables
+from seqbench.report.summary import summary_tables
 from seqbench.report.tables import Report
 
 
@@ -65,4 +67,5 @@ def analyse(report: Report, options: ReportOptions | None = None) -> Report:
         **({"robustness": curves} if tables else {}),
     }
     add_scaling(report, options)  # throughput cells over lengths: tables and analysis.scaling
+    report.summaries = summary_tables(report)  # after the marks: summaries copy marked cells
     return report

@@ -268,6 +268,8 @@ def to_csv(report: Report) -> str:
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for table in report.all_tables:
+        if table.kind == "summary":  # its cells are the metric rows, written once
+            continue
         for row in table.rows:
             for index, cell in enumerate(row):
                 if cell.quantity is None or cell.quantity == "seeds":

@@ -27,7 +27,9 @@ CellKind = Literal[
     "text", "metric", "count", "seconds", "rate", "mib", "delta", "percent", "effect", "pvalue",
     "exponent",
 ]  # fmt: skip
-TableKind = Literal["metric", "efficiency", "ablation", "strata", "robustness", "scaling"]
+TableKind = Literal[
+    "metric", "efficiency", "ablation", "strata", "robustness", "scaling", "summary"
+]
 Align = Literal["left", "right"]
 
 
@@ -107,6 +109,7 @@ class Report:
     strata: list[Table] = field(default_factory=list)  # per metric × dataset
     robustness: list[Table] = field(default_factory=list)  # per metric with noise conditions
     scaling: list[Table] = field(default_factory=list)  # throughput cells over lengths
+    summaries: list[Table] = field(default_factory=list)  # per dataset, every metric (analysed)
     analysis: dict[str, Any] = field(default_factory=dict)  # settings, references, comparisons
     pairs: list[Any] = field(default_factory=list, repr=False, compare=False)  # compare.Paired
 
@@ -114,8 +117,8 @@ class Report:
     def all_tables(self) -> list[Table]:
         efficiency = [self.efficiency] if self.efficiency else []
         return [
-            *self.tables, *efficiency, *self.ablations, *self.strata, *self.robustness,
-            *self.scaling,
+            *self.summaries, *self.tables, *efficiency, *self.ablations, *self.strata,
+            *self.robustness, *self.scaling,
         ]  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
@@ -219,8 +222,8 @@ def metric_table(
 
 def efficiency_table(results: Results) -> Table:
     """One row per variant × dataset: size, speed, memory and device, averaged over seeds."""
-    header = ["variant", "dataset", "seeds", "parameters", "s/epoch", "total time",
-              "inference users/s", "peak memory", "device"]  # fmt: skip
+    header = ["variant", "dataset", "seeds", "parameters", "s/epoch", "to best", "epochs",
+              "total time", "inference users/s", "peak memory", "device"]  # fmt: skip
     rows = []
     for variant in results.variants:
         for dataset in results.datasets:
@@ -247,8 +250,11 @@ def efficiency_table(results: Results) -> Table:
             rows.append(row)
     legend = [
         "Means over the seeds of each row.",
-        "s/epoch: training seconds per epoch; total time: the cell's wall time (data, "
-        "training, evaluation); inference users/s: test users scored per second.",
+        "s/epoch: training seconds per epoch; to best: epochs trained up to the best "
+        "validation score, whose weights were tested (result.json's best_epoch + 1); epochs: "
+        "epochs trained in all (early stopping ends a run stopping_step + 1 epochs after its "
+        "best); total time: the cell's wall time "
+        "(data, training, evaluation); inference users/s: test users scored per second.",
         "Peak memory: GPU = peak CUDA memory allocated by PyTorch; RSS = peak resident "
         "memory of the cell's process (CPU runs).",
     ]
@@ -257,7 +263,7 @@ def efficiency_table(results: Results) -> Table:
         kind="efficiency",
         title="Efficiency",
         header=header,
-        align=["left", "left", *["right"] * 6, "left"],
+        align=["left", "left", *["right"] * 8, "left"],
         rows=rows,
         legend=legend,
     )
@@ -345,9 +351,16 @@ def _timing(key: str) -> Any:
 _EFFICIENCY: tuple[tuple[str, CellKind, Any], ...] = (
     ("parameters", "count", lambda c: _number(c.data.get("parameters"))),
     ("seconds_per_epoch", "seconds", _timing("seconds_per_epoch")),
+    ("epochs_to_best", "count", lambda c: _plus_one(c.data.get("best_epoch"))),
+    ("epochs_run", "count", lambda c: _number(c.data.get("epochs_run"))),
     ("total_seconds", "seconds", _timing("total_seconds")),
     ("users_per_second", "rate", _timing("users_per_second")),
 )
+
+
+def _plus_one(value: Any) -> float | None:
+    number = _number(value)
+    return None if number is None else number + 1
 
 
 def _memory_cell(group: list[CellResult], variant: str, dataset: str) -> Cell:

@@ -56,6 +56,8 @@ def write_cell(
     timing: dict[str, Any] | None = None,
     memory: dict[str, Any] | None = None,
     parameters: int = 1000,
+    best_epoch: int | None = None,
+    epochs_run: int | None = None,
     device_name: str = "Test CPU",
     error: str = "RuntimeError: boom",
     history_len: Sequence[int] | None = None,
@@ -122,6 +124,8 @@ def write_cell(
             "test": {m: hand_metric(m, test_rank) for m in metrics},
         }
         result["parameters"] = parameters
+        if best_epoch is not None:
+            result["best_epoch"], result["epochs_run"] = best_epoch, epochs_run
         n = len(test_rank)
         np.savez_compressed(
             folder / "ranks.npz",
@@ -167,7 +171,8 @@ def demo_store(root: Path) -> Path:
                        timing={"seconds_per_epoch": 1.0 + seed, "train_seconds": 3.0,
                                "total_seconds": 100.0 * seed, "inference_seconds": 0.5,
                                "users_per_second": 1000.0 * seed},
-                       parameters=1_234_567 if model == "mamba4rec" else 765_432)  # fmt: skip
+                       parameters=1_234_567 if model == "mamba4rec" else 765_432,
+                       best_epoch=seed, epochs_run=seed + 3)  # fmt: skip
     model, ablation, order, role = VARIANTS["mamba4rec+no_ffn"]
     write_cell(root, dataset="ml-1m", label="mamba4rec+no_ffn", model=model, ablation=ablation,
                order=order, role=role, seed=1, status="failed",

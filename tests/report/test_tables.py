@@ -95,8 +95,9 @@ def test_emphasis_rules() -> None:
 def test_efficiency_means_over_seeds(report: Report) -> None:
     table = report.efficiency
     assert table is not None
-    assert table.header == ["variant", "dataset", "seeds", "parameters", "s/epoch", "total time",
-                            "inference users/s", "peak memory", "device"]  # fmt: skip
+    assert table.header == ["variant", "dataset", "seeds", "parameters", "s/epoch", "to best",
+                            "epochs", "total time", "inference users/s", "peak memory",
+                            "device"]  # fmt: skip
     assert [(r[0].text, r[1].text) for r in table.rows] == [
         ("sasrec", "beauty"), ("sasrec", "ml-1m"), ("mamba4rec", "beauty"),
         ("mamba4rec", "ml-1m"), ("mamba4rec+no_ffn", "beauty"),
@@ -105,6 +106,8 @@ def test_efficiency_means_over_seeds(report: Report) -> None:
     assert row["seeds"].mean == 3
     assert row["parameters"].mean == 765_432
     assert row["seconds_per_epoch"].mean == 3.0  # (2 + 3 + 4) / 3
+    assert row["epochs_to_best"].mean == 2.0 + 1  # best_epoch 2 + 1 (test store: seed + 1)
+    assert row["epochs_run"].mean == 5.0
     assert row["total_seconds"].mean == 200.0
     assert row["users_per_second"].mean == 2000.0
     assert (row["peak_memory_mib"].mean, row["peak_memory_mib"].qualifier) == (500.0, "RSS")
