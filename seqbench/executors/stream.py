@@ -1,12 +1,12 @@
 """Cells fed one at a time: a source decides each next cell while others run.
 
-``seqbench run`` knows all its cells before it starts; a tuning study does not (the sampler
-proposes a trial from the trials finished so far, and whether to start one at all depends on
-every process sharing the study). :func:`run_stream` runs K slots of any executor; each slot asks
-a :class:`JobSource` for its next cell whenever it is free and computes it through the executor's
-:class:`StreamSlots` (a worker process here, a Ray task, a Slurm job), which claims, heartbeats,
-computes and publishes it through the same seam as every other cell; the reporter sees its
-events and may stop it (the pruner).
+A tuning study decides its cells as it goes (the sampler proposes a trial from the trials
+finished so far, and whether to start one at all depends on every process sharing the study);
+``seqbench run`` on the local executor feeds its known list the same way (:class:`ListSource`).
+:func:`run_stream` runs K slots of any executor; each slot asks a :class:`JobSource` for its next
+cell whenever it is free and computes it through the executor's :class:`StreamSlots` (a worker
+process, a Ray task, a Slurm job), which claims, heartbeats, computes and publishes it through
+the same seam as every other cell; the reporter sees its events and may stop it (the pruner).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from __future__ import annotations
 import abc
 import threading
 import time
+from collections import deque
+from collections.abc import Iterable
 from typing import Protocol
 
 from seqbench.executors.base import CellJob, CellOutcome, Reporter
@@ -27,6 +29,49 @@ class JobSource(Protocol):
     def next_job(self) -> CellJob | None: ...
     def job_done(self, job: CellJob, outcome: CellOutcome) -> None: ...
     def cancel(self) -> None: ...
+
+    def defer(self, job: CellJob) -> bool:
+        """``job`` is held by another live process: True when the source takes it back to offer
+        it again later (the slot moves on), False to wait for it on this slot now."""
+        ...
+
+
+class ListSource:
+    """A known list of cells (``seqbench run``): each once, in order; a cell another process
+    holds is set aside and offered again when the list is empty, then waited for."""
+
+    def __init__(self, jobs: Iterable[CellJob]) -> None:
+        self._queue: deque[CellJob] = deque(jobs)
+        self._deferred: deque[CellJob] = deque()
+        self._waited: set[int] = set()
+        self._lock = threading.Lock()
+
+    def next_job(self) -> CellJob | None:
+        with self._lock:
+            if self._queue:
+                return self._queue.popleft()
+            if self._deferred:
+                job = self._deferred.popleft()
+                self._waited.add(id(job))
+                return job
+            return None
+
+    def defer(self, job: CellJob) -> bool:
+        with self._lock:
+            if id(job) in self._waited:
+                return False
+            self._deferred.append(job)
+            return True
+
+    def job_done(self, job: CellJob, outcome: CellOutcome) -> None:
+        with self._lock:
+            if id(job) in self._waited and outcome.status == "done":
+                outcome.message = "completed by another process"
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._queue.clear()
+            self._deferred.clear()
 
 
 class StreamSlots(abc.ABC):
@@ -52,8 +97,9 @@ def run_stream(
     slots: StreamSlots, source: JobSource, reporter: Reporter, poll_seconds: float = 1.0
 ) -> list[CellOutcome]:
     """Run cells from ``source`` on every slot until each got None. A cell another process holds
-    (the same point in a concurrent trial) is waited for, then reused. Ctrl-C: interrupt the
-    slots, publish nothing half-done, re-raise KeyboardInterrupt. ``reporter`` must be safe to
+    (the same point in a concurrent trial, a cell of another ``seqbench run``) is handed back to
+    the source or waited for, then reused. Ctrl-C: interrupt the slots, publish nothing
+    half-done, re-raise KeyboardInterrupt. ``reporter`` must be safe to
     call from several threads (:class:`~seqbench.executors.base.SerializedReporter`)."""
     outcomes: list[CellOutcome] = []
     lock = threading.Lock()
@@ -70,10 +116,14 @@ def run_stream(
                     outcome = slots.run(index, job)
                     if outcome.status != "busy" or cancelled.is_set():
                         break
+                    if source.defer(job):
+                        break
                     if not told:
                         reporter.message(f"waiting for another process to finish {job.title}")
                         told = True
                     time.sleep(poll_seconds)
+                if outcome.status == "busy" and not cancelled.is_set():
+                    continue  # handed back to the source
                 source.job_done(job, outcome)
                 with lock:
                     outcomes.append(outcome)

@@ -445,6 +445,11 @@ class Tuner:
     def cancel(self) -> None:
         self._cancelled.set()
 
+    def defer(self, job: CellJob) -> bool:
+        """A point another process is computing (a concurrent trial's): wait for it, as the
+        trial's value is that cell's."""
+        return False
+
     def _decide(self, state: StudyState) -> TrialRun | str:
         """Start a trial of ``state`` (a :class:`TrialRun`), or :data:`WAIT` (trials running
         elsewhere may still fail), or :data:`DONE` (closes it for this process)."""

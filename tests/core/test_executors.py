@@ -163,3 +163,54 @@ def test_a_worker_crash_costs_only_its_cell(
     ((_, fixed),) = rerun.ran
     assert fixed["status"] == "ok" and rerun.already_done == 3
     assert [a["outcome"] for a in fixed["attempts"]] == ["crashed", "ok"]
+
+
+def test_a_cell_another_process_holds_is_set_aside_then_waited_for(tmp_path: Path) -> None:
+    """Another live process holds the first cell's claim: the run computes the other cells
+    first, then waits for that one (saying so); once the holder lets go without publishing,
+    the run computes it itself."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from seqbench.executors.local import LocalExecutor
+
+    path = tmp_path / "tiny.toml"
+    path.write_text(SUITE, encoding="utf-8")
+    suite = load_suite(path)
+    opts = runner.RunOptions(results=tmp_path / "r", device="cpu", only=("model=gru4rec",))
+    planned = runner.plan(runner.select(suite.cells(), opts.only), opts)
+    held, release = planned[0].hash, tmp_path / "release"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import pathlib, time
+            from seqbench import store
+            s = store.SuiteStore({str(tmp_path / "r")!r}, "tiny")
+            with s.claimed({held!r}):
+                print("held", flush=True)
+                while not pathlib.Path({str(release)!r}).exists():
+                    time.sleep(0.05)
+            """)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+    class LetGo(Recorder):
+        def message(self, text: str) -> None:  # the run waits now: the holder may go
+            super().message(text)
+            release.touch()
+
+    recorder = LetGo()
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        executor = LocalExecutor(1, poll_seconds=0.1)
+        summary = runner.run_cells(suite.name, planned, opts, recorder, executor)
+    finally:
+        release.touch()
+        holder.wait(timeout=30)
+    assert not summary.failed and not summary.not_published
+    order = [o.job.hash for o in recorder.outcomes]
+    assert sorted(order) == sorted(p.hash for p in planned)
+    assert order[-1] == held  # set aside while the other cell ran
+    assert [m for m in recorder.messages if "waiting for another process" in m]
+    assert {data["status"] for data, _ in _cells(tmp_path / "r").values()} == {"ok"}
