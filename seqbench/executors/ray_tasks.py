@@ -20,7 +20,6 @@ waiting for it, while one thread drains the events of all of them.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -36,7 +35,7 @@ from seqbench.executors.base import (
     SerializedReporter,
 )
 from seqbench.executors.remote import Channel, outcome_from_json, run_job_here
-from seqbench.executors.stream import StreamSlots
+from seqbench.executors.stream import RemoteSlots, StreamSlots
 
 
 class StopBoard:
@@ -229,16 +228,14 @@ class RayExecutor(Executor):
             return record_lost(job, reason, self.name, where="ray")
 
 
-class _RaySlots(StreamSlots):
+class _RaySlots(RemoteSlots):
     """K slots on the cluster: each runs one task at a time; one thread drains the events."""
 
     def __init__(self, executor: RayExecutor, reporter: Reporter, count: int) -> None:
         self._ray = ray = _import_ray()
         from ray.util.queue import Empty, Queue
 
-        self.count = count
         self._executor = executor
-        self._reporter = reporter
         self._started_here = not ray.is_initialized()
         if self._started_here:
             executor._connect(ray)
@@ -246,58 +243,30 @@ class _RaySlots(StreamSlots):
         self._events = Queue()
         self._board = ray.remote(StopBoard).options(num_cpus=0).remote()
         self._task = executor._remote_task(ray)
-        self._lock = threading.Lock()  # the drain, and the maps below
-        self._by_hash: dict[str, CellJob] = {}
-        self._handles: dict[str, RayHandle] = {}
-        self._refs: set[Any] = set()
-        self._closed = threading.Event()
-        self._drainer = threading.Thread(target=self._drain_loop, name="ray-events", daemon=True)
-        self._drainer.start()
+        super().__init__(reporter, count, 0.2, "ray-events")
 
-    def _drain_loop(self) -> None:
-        while not self._closed.wait(0.2):
-            self._drain()
+    def _submit(self, job: CellJob) -> Any:
+        return self._task.remote(job.to_json(), self._events, self._board,
+                                 self._executor.max_attempts)  # fmt: skip
 
-    def _drain(self) -> None:
-        with self._lock:
-            self._executor._drain(
-                self._events, self._empty, self._by_hash, self._handles, self._board,
-                self._reporter,
-            )  # fmt: skip
+    def _done(self, task: Any) -> bool:
+        return bool(self._ray.wait([task], num_returns=1, timeout=0.5)[0])
 
-    def run(self, slot: int, job: CellJob) -> CellOutcome:
-        ray = self._ray
-        with self._lock:
-            self._by_hash[job.hash] = job
-            ref = self._task.remote(job.to_json(), self._events, self._board,
-                                    self._executor.max_attempts)  # fmt: skip
-            self._refs.add(ref)
-        try:
-            while not ray.wait([ref], num_returns=1, timeout=0.5)[0]:
-                pass
-            outcome = self._executor._outcome(ray, ref, job)
-            self._drain()
-            with self._lock:
-                handle = self._handles.pop(job.hash, None)
-                self._by_hash.pop(job.hash, None)
-            if outcome.status != "busy":
-                self._reporter.finished(
-                    handle or RayHandle(job, outcome.where, self._board), outcome
-                )
-            return outcome
-        finally:
-            with self._lock:
-                self._refs.discard(ref)
+    def _conclude(self, task: Any, job: CellJob) -> CellOutcome:
+        return self._executor._outcome(self._ray, task, job)
 
-    def interrupt(self) -> None:
-        with self._lock:
-            refs = list(self._refs)
-        for ref in refs:
-            self._ray.cancel(ref, force=True)
+    def _read_channel(self) -> None:
+        self._executor._drain(
+            self._events, self._empty, self._by_hash, self._handles, self._board, self._reporter
+        )  # type: ignore[arg-type]
 
-    def close(self) -> None:
-        self._closed.set()
-        self._drainer.join(timeout=5)
+    def _fallback_handle(self, job: CellJob, outcome: CellOutcome) -> CellHandle:
+        return RayHandle(job, outcome.where, self._board)
+
+    def _cancel(self, task: Any) -> None:
+        self._ray.cancel(task, force=True)
+
+    def _shutdown(self) -> None:
         if self._started_here:
             self._ray.shutdown()
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -40,7 +39,7 @@ from seqbench.executors.base import (
     SerializedReporter,
 )
 from seqbench.executors.remote import Channel, outcome_from_json, run_job_here
-from seqbench.executors.stream import StreamSlots
+from seqbench.executors.stream import RemoteSlots, StreamSlots
 
 
 class FileChannel(Channel):
@@ -258,68 +257,47 @@ class SlurmExecutor(Executor):
             return record_lost(job, text, self.name, where=f"slurm job {sjob.job_id}")
 
 
-class _SlurmSlots(StreamSlots):
+class _SlurmSlots(RemoteSlots):
     """K slots, each one Slurm job at a time; one thread reads every job's event file. The job
     folder and event folder are made with the first job (its results root is the stream's)."""
 
     def __init__(self, executor: SlurmExecutor, reporter: Reporter, count: int) -> None:
-        self.count = count
         self._executor = executor
-        self._reporter = reporter
-        self._lock = threading.Lock()  # submission, the event reading and the maps below
         self._submitit: Any = None
         self._events: Path | None = None
         self._task: SlurmTask | None = None
-        self._by_hash: dict[str, CellJob] = {}
-        self._handles: dict[str, SlurmHandle] = {}
         self._offsets: dict[str, int] = {}
-        self._pending: set[Any] = set()
-        self._closed = threading.Event()
-        self._reader = threading.Thread(target=self._read_loop, name="slurm-events", daemon=True)
-        self._reader.start()
+        self._suite_dirs: dict[str, Path] = {}
+        super().__init__(reporter, count, executor.poll_seconds, "slurm-events")
 
-    def _read_loop(self) -> None:
-        while not self._closed.wait(self._executor.poll_seconds):
-            self._read()
-
-    def _read(self) -> None:
-        with self._lock:
-            if self._events is not None:
-                self._executor._read_events(
-                    self._events, self._offsets, self._by_hash, self._handles, self._reporter
-                )
-
-    def run(self, slot: int, job: CellJob) -> CellOutcome:
+    def _submit(self, job: CellJob) -> Any:
         suite_dir = Path(job.results) / job.suite
-        with self._lock:
-            if self._submitit is None:
-                self._submitit, self._events = self._executor._submitit(suite_dir, job.suite)
-                self._task = SlurmTask(str(self._events), self._executor.max_attempts)
-            assert self._events is not None
-            self._by_hash[job.hash] = job
-            sjob = self._submitit.submit(self._task, job.to_json())
-            self._pending.add(sjob)
-        try:
-            while not sjob.done():
-                time.sleep(self._executor.poll_seconds)
-            self._read()
-            outcome = self._executor._outcome(sjob, job, suite_dir)
-            with self._lock:
-                handle = self._handles.pop(job.hash, None)
-                self._by_hash.pop(job.hash, None)
-            handle = handle or SlurmHandle(job, outcome.where, self._events)
-            self._reporter.finished(handle, outcome)
-            return outcome
-        finally:
-            with self._lock:
-                self._pending.discard(sjob)
+        if self._submitit is None:
+            self._submitit, self._events = self._executor._submitit(suite_dir, job.suite)
+            self._task = SlurmTask(str(self._events), self._executor.max_attempts)
+        self._suite_dirs[job.hash] = suite_dir
+        return self._submitit.submit(self._task, job.to_json())
 
-    def interrupt(self) -> None:
-        with self._lock:
-            pending = list(self._pending)
-        for sjob in pending:
-            sjob.cancel(check=False)
+    def _done(self, task: Any) -> bool:
+        if task.done():
+            return True
+        time.sleep(self._executor.poll_seconds)
+        return False
 
-    def close(self) -> None:
-        self._closed.set()
-        self._reader.join(timeout=5)
+    def _conclude(self, task: Any, job: CellJob) -> CellOutcome:
+        with self._lock:
+            suite_dir = self._suite_dirs.pop(job.hash)
+        return self._executor._outcome(task, job, suite_dir)
+
+    def _read_channel(self) -> None:
+        if self._events is not None:
+            self._executor._read_events(
+                self._events, self._offsets, self._by_hash, self._handles, self._reporter
+            )  # type: ignore[arg-type]
+
+    def _fallback_handle(self, job: CellJob, outcome: CellOutcome) -> CellHandle:
+        assert self._events is not None
+        return SlurmHandle(job, outcome.where, self._events)
+
+    def _cancel(self, task: Any) -> None:
+        task.cancel(check=False)

@@ -16,9 +16,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
-from seqbench.executors.base import CellJob, CellOutcome, Reporter
+from seqbench.executors.base import CellHandle, CellJob, CellOutcome, Reporter
 
 
 class JobSource(Protocol):
@@ -91,6 +91,92 @@ class StreamSlots(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Release the slots' resources (worker processes, the cluster connection)."""
+
+
+class RemoteSlots(StreamSlots):
+    """Slots whose cells run as cluster tasks (a Ray task, a Slurm job) that report through a
+    channel one thread reads for all of them (a Ray queue, event files). A subclass says how to
+    submit, wait for, read, cancel and conclude a task; this class keeps the maps the channel
+    reader needs (which job a hash is, the handle its first event made), under one lock, and
+    reads the channel once more after a task ends, so that every event precedes its
+    ``finished``."""
+
+    def __init__(self, reporter: Reporter, count: int, poll_seconds: float, name: str) -> None:
+        self.count = count
+        self._reporter = reporter
+        self._poll_seconds = poll_seconds
+        self._lock = threading.Lock()  # submission, channel reads and the maps below
+        self._by_hash: dict[str, CellJob] = {}
+        self._handles: dict[str, CellHandle] = {}
+        self._pending: set[Any] = set()
+        self._closed = threading.Event()
+        self._reader = threading.Thread(target=self._read_loop, name=name, daemon=True)
+        self._reader.start()
+
+    @abc.abstractmethod
+    def _submit(self, job: CellJob) -> Any:
+        """Start ``job`` as a task (called under the lock); its task handle."""
+
+    @abc.abstractmethod
+    def _done(self, task: Any) -> bool:
+        """Whether the task has ended (may block up to about a poll interval)."""
+
+    @abc.abstractmethod
+    def _conclude(self, task: Any, job: CellJob) -> CellOutcome:
+        """The ended task's outcome (a lost task recorded as such)."""
+
+    @abc.abstractmethod
+    def _read_channel(self) -> None:
+        """Pass new events to the reporter (called under the lock)."""
+
+    @abc.abstractmethod
+    def _fallback_handle(self, job: CellJob, outcome: CellOutcome) -> CellHandle:
+        """The handle for ``finished`` when no event of the task arrived."""
+
+    @abc.abstractmethod
+    def _cancel(self, task: Any) -> None: ...
+
+    def _shutdown(self) -> None:
+        """Release what the slots started (after the reader stopped)."""
+
+    def _read_loop(self) -> None:
+        while not self._closed.wait(self._poll_seconds):
+            self._read()
+
+    def _read(self) -> None:
+        with self._lock:
+            self._read_channel()
+
+    def run(self, slot: int, job: CellJob) -> CellOutcome:
+        with self._lock:
+            self._by_hash[job.hash] = job
+            task = self._submit(job)
+            self._pending.add(task)
+        try:
+            while not self._done(task):
+                pass
+            self._read()
+            outcome = self._conclude(task, job)
+            with self._lock:
+                handle = self._handles.pop(job.hash, None)
+                self._by_hash.pop(job.hash, None)
+            if outcome.status != "busy":  # a busy cell is tried again: not finished yet
+                self._reporter.finished(handle or self._fallback_handle(job, outcome), outcome)
+            return outcome
+        finally:
+            with self._lock:
+                self._pending.discard(task)
+
+    def interrupt(self) -> None:
+        with self._lock:
+            tasks = list(self._pending)
+        for task in tasks:
+            self._cancel(task)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._reader.join(timeout=5)
+        self._shutdown()
 
 
 def run_stream(
