@@ -267,7 +267,6 @@ class _SlurmSlots(RemoteSlots):
         self._events: Path | None = None
         self._task: SlurmTask | None = None
         self._offsets: dict[str, int] = {}
-        self._suite_dirs: dict[str, Path] = {}
         super().__init__(reporter, count, executor.poll_seconds, "slurm-events")
 
     def _submit(self, job: CellJob) -> Any:
@@ -275,7 +274,6 @@ class _SlurmSlots(RemoteSlots):
         if self._submitit is None:
             self._submitit, self._events = self._executor._submitit(suite_dir, job.suite)
             self._task = SlurmTask(str(self._events), self._executor.max_attempts)
-        self._suite_dirs[job.hash] = suite_dir
         return self._submitit.submit(self._task, job.to_json())
 
     def _done(self, task: Any) -> bool:
@@ -285,9 +283,7 @@ class _SlurmSlots(RemoteSlots):
         return False
 
     def _conclude(self, task: Any, job: CellJob) -> CellOutcome:
-        with self._lock:
-            suite_dir = self._suite_dirs.pop(job.hash)
-        return self._executor._outcome(task, job, suite_dir)
+        return self._executor._outcome(task, job, Path(job.results) / job.suite)
 
     def _read_channel(self) -> None:
         if self._events is not None:
