@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 
+from seqbench.report.options import REFERENCE
 from seqbench.report.tables import Cell, Report, Table
 
 
@@ -38,7 +39,7 @@ def _summary(report: Report, dataset: str) -> Table | None:
             continue
         columns[title] = cells
         variants += [v for v in cells if v not in variants]
-        marked = [v for v, c in cells.items() if "†" in c.marks]
+        marked = [v for v, c in cells.items() if REFERENCE in c.marks]
         references[title] = marked[0] if marked else ""
     if len(columns) < 2:
         return None
