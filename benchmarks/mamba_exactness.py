@@ -37,12 +37,11 @@ LOSS_LIMIT = 1e-5
 SAME_RANK_LIMIT = 0.999
 
 
-def one(data: Path, name: str, ranks_out: Path) -> dict[str, Any]:
+def dataset_and_model(data: Path, name: str) -> tuple[Any, Any]:
+    """ml-100k under the RecBole protocol, and the official-config model built after
+    ``torch.manual_seed(2020)`` (APIs common to the old and the new code)."""
     import torch
 
-    from seqbench import train
-    from seqbench.batches import DeviceSplit
-    from seqbench.cells import EvalSettings, TrainSettings
     from seqbench.data.load import DatasetSpec, load_dataset
     from seqbench.data.protocol import Protocol
     from seqbench.models.registry import get_model
@@ -51,7 +50,17 @@ def one(data: Path, name: str, ranks_out: Path) -> dict[str, Any]:
     dataset = load_dataset(spec, Protocol(k_core=5, max_len=50))
     model_spec = get_model(name)
     torch.manual_seed(2020)
-    model = model_spec.cls(model_spec.params(), n_items=dataset.n_items, max_len=50)
+    return dataset, model_spec.cls(model_spec.params(), n_items=dataset.n_items, max_len=50)
+
+
+def one(data: Path, name: str, ranks_out: Path) -> dict[str, Any]:
+    import torch
+
+    from seqbench import train
+    from seqbench.batches import DeviceSplit
+    from seqbench.cells import EvalSettings, TrainSettings
+
+    dataset, model = dataset_and_model(data, name)
     split = DeviceSplit(dataset, "train", 50, torch.device("cpu"))
     batch = next(iter(split.batches(2048, torch.Generator().manual_seed(7))))
     torch.manual_seed(1)
@@ -79,15 +88,9 @@ def rank_with(data: Path, name: str, weights: Path, ranks_out: Path) -> dict[str
     import torch
 
     from seqbench.batches import DeviceSplit
-    from seqbench.data.load import DatasetSpec, load_dataset
-    from seqbench.data.protocol import Protocol
     from seqbench.evaluate import rank_split
-    from seqbench.models.registry import get_model
 
-    spec = DatasetSpec(name="ml-100k", path=str(data), format="recbole")
-    dataset = load_dataset(spec, Protocol(k_core=5, max_len=50))
-    model_spec = get_model(name)
-    model = model_spec.cls(model_spec.params(), n_items=dataset.n_items, max_len=50)
+    dataset, model = dataset_and_model(data, name)
     model.load_state_dict(torch.load(weights))
     split = DeviceSplit(dataset, "test", 50, torch.device("cpu"))
     with torch.no_grad():

@@ -90,10 +90,15 @@ def readme_block(tables_md: str) -> str:
     ])  # fmt: skip
 
 
+def readme_span(readme: str) -> tuple[int, int]:
+    """Where the README's reference-tables block starts and ends (markers included)."""
+    return readme.index(README_START), readme.index(README_END) + len(README_END)
+
+
 def test_the_readme_shows_the_committed_tables() -> None:
     tables = (REPO / STORE / "report" / "tables.md").read_text(encoding="utf-8")
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    start, end = readme.index(README_START), readme.index(README_END) + len(README_END)
+    start, end = readme_span(readme)
     assert readme[start:end] == readme_block(tables), (
         "README.md's reference tables differ from the committed report; update them with "
         "`python -m tests.test_reference_results`"
@@ -103,7 +108,7 @@ def test_the_readme_shows_the_committed_tables() -> None:
 if __name__ == "__main__":  # rewrite the README's block from the committed report
     path = REPO / "README.md"
     text = path.read_text(encoding="utf-8")
-    start, end = text.index(README_START), text.index(README_END) + len(README_END)
+    start, end = readme_span(text)
     block = readme_block((REPO / STORE / "report" / "tables.md").read_text(encoding="utf-8"))
     path.write_text(text[:start] + block + text[end:], encoding="utf-8")
     print(f"rewrote the reference tables of {path}")
