@@ -1,15 +1,37 @@
-"""The pure-PyTorch selective scans (every slot, one readout slot per row, and the reference)
-against a naive float64 per-step loop (values and gradients), and against each other."""
+"""The selective scans (every slot, one readout slot per row, and the reference) against a naive
+float64 per-step loop (values and gradients), and against each other. Every test runs twice:
+on the pure-PyTorch path and on the compiled CPU loops (``scan_cpu``)."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from seqbench.models.layers import scan_cpu
 from seqbench.models.layers import selective_scan as fast
 from seqbench.models.layers.scan_reference import selective_scan_reference
 from seqbench.models.layers.selective_scan import selective_scan, selective_scan_last
+
+
+@pytest.fixture(params=["torch", "compiled"], autouse=True)
+def cpu_scan(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """SEQBENCH_CPU_SCAN for the test; the compiled loops are skipped only where they cannot be
+    built and CI is not set (CI must build them)."""
+    monkeypatch.setenv(scan_cpu.ENV, request.param)
+    if request.param == "compiled":
+        require_compiled()
+    return request.param
+
+
+def require_compiled() -> None:
+    why = scan_cpu.describe()
+    if why != "compiled":
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but the compiled CPU scan does not build: {why}")
+        pytest.skip(f"the compiled CPU scan does not build here: {why}")
 
 
 def naive_scan(u, delta, A, B, C, D):  # type: ignore[no-untyped-def]
@@ -111,9 +133,12 @@ def test_the_readout_never_reads_slots_after_its_own() -> None:
 
 @pytest.mark.parametrize("scan", ["every_slot", "readout"])
 def test_chunks_of_one_row_give_the_same_numbers(
-    scan: str, monkeypatch: pytest.MonkeyPatch
+    scan: str, monkeypatch: pytest.MonkeyPatch, cpu_scan: str
 ) -> None:
-    """The batch processed one row per chunk against one chunk for everything."""
+    """The batch processed one row per chunk against one chunk for everything (the PyTorch
+    path's chunks; the compiled loops have none)."""
+    if cpu_scan != "torch":
+        pytest.skip("chunks are the PyTorch path's")
     args = inputs(6, 9, 4, 3, seed=1)
     u, delta, A, B, C, D = args
     last = readout_slots(6, 9)

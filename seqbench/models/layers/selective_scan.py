@@ -48,6 +48,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from seqbench.models.layers import scan_cpu
+
 #: Work-tensor sizes: the every-slot scan's (L, rows, N, D) tensors, the readout's (rows, L, D)
 #: per-slot inputs and its (slots, N, D) work tensors; cache-sized, chosen by measurement on a
 #: 2-core AMD EPYC (1 MiB L2 per core, 32 MiB L3): larger chunks are memory-bound, smaller ones
@@ -99,6 +101,10 @@ def selective_scan_last(
     _check(u, delta, A, B, C_last.shape == (batch, A.shape[1]), "C_last (batch, N)")
     if last.shape != (batch,):
         raise ValueError(f"last must be (batch,) = ({batch},), got {tuple(last.shape)}")
+    if batch and (int(last.min()) < 0 or int(last.max()) >= u.shape[1]):
+        raise ValueError(
+            f"last must be slots in [0, {u.shape[1] - 1}], got {int(last.min())}..{int(last.max())}"
+        )
     dtype, compute = u.dtype, _compute_dtype(u)
     args = _inputs(compute, u, delta, A, B, C_last, D, delta_bias)
     return _ReadoutSlot.apply(*args, last, delta_softplus).to(dtype)
@@ -193,8 +199,16 @@ class _EverySlot(torch.autograd.Function):
         softplus: bool,
     ) -> Tensor:
         length, n_state = u.shape[1], A.shape[1]
-        rows, chunks = _chunks("every_slot", u, n_state)
+        ctx.softplus = softplus  # type: ignore[attr-defined]
         a2 = (A * LOG2_E).T.contiguous()  # (N, D)
+        fused = scan_cpu.usable(u)
+        ctx.fused = fused  # type: ignore[attr-defined]
+        if fused is not None:  # Δ is kept for the backward pass
+            _, dt = _delta(delta, bias, softplus)
+            ctx.save_for_backward(u, dt, A, B, C, D)
+            return fused.every_slot_forward(u, dt, B, C, a2, D)
+        ctx.save_for_backward(u, delta, A, B, C, D, bias)
+        rows, chunks = _chunks("every_slot", u, n_state)
         y = torch.empty_like(u)
         work = _Workspace(length * rows * n_state * u.shape[2], u, 2)
         for c in chunks:
@@ -205,21 +219,22 @@ class _EverySlot(torch.autograd.Function):
                     decay, states)  # fmt: skip
             out = states.mul_(C[c].transpose(0, 1)[..., None]).sum(2)  # (L, rows, D)
             torch.addcmul(out.transpose(0, 1), u[c], D, out=y[c])
-        ctx.save_for_backward(u, delta, A, B, C, D, bias)
-        ctx.softplus = softplus  # type: ignore[attr-defined]
         return y
 
     @staticmethod
     def backward(  # type: ignore[override]
         ctx: torch.autograd.function.FunctionCtx, grad_y: Tensor
     ) -> tuple[Tensor | None, ...]:
-        u, delta, A, B, C, D, bias = ctx.saved_tensors  # type: ignore[attr-defined]
         softplus: bool = ctx.softplus  # type: ignore[attr-defined]
+        if ctx.fused is not None:  # type: ignore[attr-defined]
+            return _every_slot_fused_backward(ctx, grad_y.contiguous(), softplus)
+        u, delta, A, B, C, D, bias = ctx.saved_tensors  # type: ignore[attr-defined]
         length, channels, n_state = u.shape[1], u.shape[2], A.shape[1]
-        rows, chunks = _chunks("every_slot", u, n_state)
         a2 = (A * LOG2_E).T.contiguous()
         a_t = A.T.contiguous()
         grad_y = grad_y.contiguous()
+        grad_d = (grad_y * u).sum((0, 1))
+        rows, chunks = _chunks("every_slot", u, n_state)
         grad_u, grad_pre = torch.empty_like(u), torch.empty_like(u)
         grad_b, grad_c = torch.empty_like(B), torch.empty_like(C)
         grad_a = u.new_zeros(n_state, channels)
@@ -245,9 +260,21 @@ class _EverySlot(torch.autograd.Function):
             grad_dt = q.mul_(a_t).sum(2).transpose(0, 1).addcmul_(grad_v, u[c])
             torch.addcmul(grad_v * dt, grad_y[c], D, out=grad_u[c])
             grad_pre[c] = _delta_grad(grad_dt, biased, softplus)
-        grad_d = (grad_y * u).sum((0, 1))
         grad_bias = grad_pre.sum((0, 1))
         return grad_u, grad_pre, grad_a.T, grad_b, grad_c, grad_d, grad_bias, None
+
+
+def _every_slot_fused_backward(
+    ctx: Any, grad_y: Tensor, softplus: bool
+) -> tuple[Tensor | None, ...]:
+    """:class:`_EverySlot`'s backward through the compiled loops (Δ kept by the forward)."""
+    u, dt, A, B, C, D = ctx.saved_tensors
+    a2 = (A * LOG2_E).T.contiguous()
+    grad_u, grad_pre, grad_b, grad_c, grad_a = ctx.fused.every_slot_backward(
+        u, dt, B, C, a2, A.T.contiguous(), D, grad_y, softplus
+    )
+    grad_d = (grad_y * u).sum((0, 1))
+    return grad_u, grad_pre, grad_a.T, grad_b, grad_c, grad_d, grad_pre.sum((0, 1)), None
 
 
 def _states(v: Tensor, delta: Tensor, B: Tensor, a2: Tensor, decay: Tensor, states: Tensor) -> None:
@@ -282,6 +309,15 @@ class _ReadoutSlot(torch.autograd.Function):
     ) -> Tensor:
         a2 = (A * LOG2_E).T.contiguous()
         y = u.new_empty(u.shape[0], u.shape[2])
+        ctx.softplus = softplus  # type: ignore[attr-defined]
+        fused = scan_cpu.usable(u)
+        ctx.fused = fused  # type: ignore[attr-defined]
+        if fused is not None:  # Δ is kept for the backward pass
+            _, dt = _delta(delta, bias, softplus)
+            last = last.long().contiguous()
+            ctx.save_for_backward(u, dt, A, B, C_last, D, last)
+            return fused.readout_forward(u, dt, B, C_last, last, a2, D)
+        ctx.save_for_backward(u, delta, A, B, C_last, D, bias, last)
         work = _SlotWork(u, A.shape[1], 1)
         for c in _row_chunks(u):
             _, upto, _, v, tau, beta, u_last = _readout_inputs(
@@ -294,22 +330,24 @@ class _ReadoutSlot(torch.autograd.Function):
                 _weights(tau_x, a2, weights)
                 torch.sum(weights.mul_(beta_x[..., None]), 1, out=kernel_x)
             torch.addcmul((v * kept.place(kernel_k)).sum(1), u_last, D, out=y[c])
-        ctx.save_for_backward(u, delta, A, B, C_last, D, bias, last)
-        ctx.softplus = softplus  # type: ignore[attr-defined]
         return y
 
     @staticmethod
     def backward(  # type: ignore[override]
         ctx: torch.autograd.function.FunctionCtx, grad_y: Tensor
     ) -> tuple[Tensor | None, ...]:
-        u, delta, A, B, C_last, D, bias, last = ctx.saved_tensors  # type: ignore[attr-defined]
         softplus: bool = ctx.softplus  # type: ignore[attr-defined]
+        if ctx.fused is not None:  # type: ignore[attr-defined]
+            return _readout_fused_backward(ctx, grad_y.contiguous(), softplus)
+        u, delta, A, B, C_last, D, bias, last = ctx.saved_tensors  # type: ignore[attr-defined]
         channels, n_state = u.shape[2], A.shape[1]
         a2 = (A * LOG2_E).T.contiguous()
         a_t = A.T.contiguous()
         grad_y = grad_y.contiguous()
         grad_u, grad_pre, grad_b = torch.empty_like(u), torch.empty_like(u), torch.empty_like(B)
         grad_c = torch.empty_like(C_last)
+        u_last = u.gather(1, last.view(-1, 1, 1).expand(-1, 1, channels)).squeeze(1)
+        grad_d = (grad_y * u_last).sum(0)
         grad_a = u.new_zeros(n_state, channels)
         work = _SlotWork(u, n_state, 2)
         for c in _row_chunks(u):
@@ -322,15 +360,7 @@ class _ReadoutSlot(torch.autograd.Function):
             inputs = [kept.select(t) for t in (tau, beta, w, tau * w)]
             # ∂β, K and Σ_n A E β at the kept slots
             outputs = [torch.empty_like(inputs[1]), *(torch.empty_like(inputs[0]) for _ in "kj")]
-            for (tau_x, beta_x, w_x, tw_x, gb_x, k_x, j_x), weights, scratch in work.chunks(
-                *inputs, *outputs
-            ):
-                _weights(tau_x, a2, weights)  # E
-                torch.sum(torch.mul(weights, w_x[:, None, :], out=scratch), -1, out=gb_x)
-                y_terms = weights.mul_(beta_x[..., None])  # E ⊙ β
-                torch.sum(y_terms, 1, out=k_x)
-                grad_a += torch.mul(y_terms, tw_x[:, None, :], out=scratch).sum(0)
-                torch.sum(y_terms.mul_(a_t), 1, out=j_x)  # Σ_n A E β
+            _readout_grads(work, inputs, outputs, a2, a_t, grad_a)
             grad_beta, kernel, j = (kept.place(t) for t in outputs)
             grad_v = g * kernel
             grad_tau = j.mul_(w)
@@ -342,10 +372,41 @@ class _ReadoutSlot(torch.autograd.Function):
             grad_u[c] = (grad_v * dm).scatter_add_(1, at, g * D)  # the D·u_T term at T
             grad_b[c] = grad_beta * C_last[c][:, None, :]
             grad_c[c] = (grad_beta * B[c]).sum(1)
-        u_last = u.gather(1, last.view(-1, 1, 1).expand(-1, 1, channels)).squeeze(1)
-        grad_d = (grad_y * u_last).sum(0)
         grad_bias = grad_pre.sum((0, 1))
         return grad_u, grad_pre, grad_a.T, grad_b, grad_c, grad_d, grad_bias, None, None
+
+
+def _readout_fused_backward(ctx: Any, grad_y: Tensor, softplus: bool) -> tuple[Tensor | None, ...]:
+    """:class:`_ReadoutSlot`'s backward through the compiled loops (Δ kept by the forward)."""
+    u, dt, A, B, C_last, D, last = ctx.saved_tensors
+    a2 = (A * LOG2_E).T.contiguous()
+    grad_u, grad_pre, grad_b, grad_c, grad_a = ctx.fused.readout_backward(
+        u, dt, B, C_last, last, a2, A.T.contiguous(), D, grad_y, softplus
+    )
+    u_last = u.gather(1, last.view(-1, 1, 1).expand(-1, 1, u.shape[2])).squeeze(1)
+    grad_d = (grad_y * u_last).sum(0)
+    return grad_u, grad_pre, grad_a.T, grad_b, grad_c, grad_d, grad_pre.sum((0, 1)), None, None
+
+
+def _readout_grads(
+    work: _SlotWork,
+    inputs: list[Tensor],
+    outputs: list[Tensor],
+    a2: Tensor,
+    a_t: Tensor,
+    grad_a: Tensor,
+) -> None:
+    """The PyTorch path of the readout's heavy part: from (τ, β, w, τ·w) at the kept slots,
+    ∂β, K and Σ_n A E β into ``outputs``; adds ∂A into ``grad_a`` (N, D)."""
+    for (tau_x, beta_x, w_x, tw_x, gb_x, k_x, j_x), weights, scratch in work.chunks(
+        *inputs, *outputs
+    ):
+        _weights(tau_x, a2, weights)  # E
+        torch.sum(torch.mul(weights, w_x[:, None, :], out=scratch), -1, out=gb_x)
+        y_terms = weights.mul_(beta_x[..., None])  # E ⊙ β
+        torch.sum(y_terms, 1, out=k_x)
+        grad_a += torch.mul(y_terms, tw_x[:, None, :], out=scratch).sum(0)
+        torch.sum(y_terms.mul_(a_t), 1, out=j_x)  # Σ_n A E β
 
 
 class _Kept:
