@@ -75,7 +75,7 @@ def report(
 
         raise ConfigError(f"--backend {backend!r}: expected one of {', '.join(BACKENDS)}")
     problems: list[dict[str, str]] = []
-    kernels = kernel_report()
+    kernels = {**kernel_report(), "cpu_scan": cpu_scan_report()}
     gpus = gpu_report()
     check = None
     if kernels["usable"] and gpus and parity:
@@ -155,6 +155,21 @@ def kernel_report() -> dict[str, Any]:
     }
 
 
+def cpu_scan_report() -> dict[str, Any]:
+    """The fused CPU scan (``SEQBENCH_CPU_SCAN``): the mode and what a float32 CPU scan runs
+    ('compiled', or 'torch (why)'); building it if the mode allows (seconds, once)."""
+    from seqbench.errors import ConfigError
+    from seqbench.models.layers import scan_cpu
+
+    try:
+        chosen = scan_cpu.mode()
+    except ConfigError as exc:
+        return {"mode": None, "runs": None, "error": str(exc)}
+    runs = scan_cpu.describe()
+    error = None if runs == "compiled" or chosen == "torch" else runs
+    return {"mode": chosen, "runs": runs, "error": error}
+
+
 def parity_report(problems: list[dict[str, str]]) -> dict[str, Any]:
     """One block, fused kernels vs torch path, on GPU 0 (a problem when beyond tolerance)."""
     import torch
@@ -212,6 +227,15 @@ def kernel_problems(
                 "problem": "--backend mamba_ssm needs the fused kernels of "
                 f"{' and '.join(missing)}, which are not installed",
                 "fix": f"install them with: {INSTALL}",
+            }
+        )
+    scan = kernels["cpu_scan"]
+    if scan["mode"] is None or (scan["mode"] == "compiled" and scan["error"]):
+        problems.append(
+            {
+                "problem": f"the fused CPU scan: {scan['error']}",
+                "fix": "install a C++ compiler (or set CXX), or set SEQBENCH_CPU_SCAN=auto or "
+                "torch (the pure-PyTorch scan: same numbers, slower)",
             }
         )
     if backend == "mamba_ssm" and not has_gpu:

@@ -69,6 +69,8 @@ def describe(device: Any = None) -> dict[str, Any]:
     import numpy as np
     import torch
 
+    from seqbench.models.layers import scan_cpu
+
     name = cpu_model()
     if device is not None and device.type == "cuda":
         name = torch.cuda.get_device_name(device)
@@ -78,7 +80,7 @@ def describe(device: Any = None) -> dict[str, Any]:
         "torch": torch.__version__,
         "numpy": np.__version__,
         "cuda": torch.version.cuda,
-        "kernels": package_versions(),
+        "kernels": {**package_versions(), "cpu-scan": scan_cpu.status()},
         "platform": platform.platform(),
         "cpu": cpu_model(),
         "device": str(device) if device is not None else "cpu",

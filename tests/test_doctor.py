@@ -213,3 +213,29 @@ def test_the_kernels_agree_with_the_torch_path_on_this_gpu() -> None:
     report = json.loads(invoke("--json", "--backend", "mamba_ssm").stdout)
     assert report["parity"]["ok"] is True and report["gpus"]
     assert report["gpus"][0]["memory_free_mib"] > 0
+
+
+def test_the_cpu_scan_is_reported_and_a_bad_mode_is_a_problem(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from seqbench.models.layers import scan_cpu
+
+    monkeypatch.setenv("SEQBENCH_CPU_SCAN", "torch")
+    report = json.loads(invoke("--json").stdout)
+    assert report["kernels"]["cpu_scan"] == {
+        "mode": "torch",
+        "runs": "torch (SEQBENCH_CPU_SCAN=torch)",
+        "error": None,
+    }
+    monkeypatch.setenv("SEQBENCH_CPU_SCAN", "auto")
+    runs = scan_cpu.describe()
+    report = json.loads(invoke("--json").stdout)
+    assert report["kernels"]["cpu_scan"]["runs"] == runs  # 'compiled' where a compiler is
+    assert "cpu scan" in invoke().stdout
+    monkeypatch.setenv("SEQBENCH_CPU_SCAN", "fastest")
+    result = invoke()
+    assert result.exit_code == 1
+    assert "problem: the fused CPU scan: SEQBENCH_CPU_SCAN='fastest': expected one of" in (
+        result.stdout
+    )
+    assert "fix: install a C++ compiler" in result.stdout

@@ -72,6 +72,12 @@ def _print(r: dict[str, Any]) -> None:
             state = "ok" if package["imports"] else "[red]does not import[/]"
             detail = "" if package["imports"] else f"  {package['error']}"
             row(name, escape(f"{package['version']}{detail}"), state)
+    scan = r["kernels"]["cpu_scan"]
+    if scan["mode"] is None:
+        row("cpu scan", escape(scan["error"]), "[red]FAIL[/]")
+    else:
+        state = "ok" if scan["runs"] == "compiled" else "—"
+        row("cpu scan", escape(f"{scan['runs']}  (SEQBENCH_CPU_SCAN={scan['mode']})"), state)
     parity = r["parity"]
     if parity is None:
         why = "kernels not loaded" if not r["kernels"]["usable"] else "no GPU"

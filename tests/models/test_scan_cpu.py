@@ -3,7 +3,11 @@ the official sizes, their independence of the thread count, and how SEQBENCH_CPU
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -156,3 +160,28 @@ def test_readout_slots_out_of_range_are_refused() -> None:
     last[3] = LENGTH
     with pytest.raises(ValueError, match=r"last must be slots in \[0, 49\], got 0\.\.50"):
         selective_scan_last(u, pre, A, B, C[:, 0], D, last)
+
+
+def describe_in_a_fresh_process(**env: str) -> str:
+    code = "from seqbench.models.layers import scan_cpu; print(scan_cpu.describe())"
+    done = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_the_build_is_kept_per_machine_and_a_missing_compiler_is_named(tmp_path: Path) -> None:
+    require_compiled()
+    folder = {"SEQBENCH_KERNEL_DIR": str(tmp_path), scan_cpu.ENV: "auto"}
+    assert describe_in_a_fresh_process(**folder) == "compiled"
+    (library,) = tmp_path.glob("scan_cpu-*.so")
+    built = library.stat().st_mtime_ns
+    assert describe_in_a_fresh_process(**folder) == "compiled"
+    assert library.stat().st_mtime_ns == built  # loaded, not rebuilt
+    other = tmp_path / "other"
+    missing = describe_in_a_fresh_process(
+        SEQBENCH_KERNEL_DIR=str(other), CXX=str(tmp_path / "no-such-compiler")
+    )
+    assert missing.startswith("torch (FileNotFoundError") and "no-such-compiler" in missing
+    assert not list(other.glob("*.so"))

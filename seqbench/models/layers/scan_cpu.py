@@ -4,9 +4,9 @@ The pure-PyTorch scan (:mod:`seqbench.models.layers.selective_scan`) is bound by
 over its (slots, N, D) decay tensors on a CPU; ``scan_cpu.cpp`` computes each decay once and uses
 it in registers (issue 15). It is plain C++ (no torch headers): the first float32 CPU scan
 compiles it with the system's C++ compiler (``$CXX`` or ``c++``; ``-O3 -march=native``, a few
-seconds) into the seqbench cache (``$SEQBENCH_CACHE_DIR`` or the user cache, ``kernels/``), keyed
-by the source, the flags, the compiler and the CPU, under a file lock so that concurrent cells
-build it once; it is called through ctypes on the tensors' memory. Same numbers as the PyTorch
+seconds) into ``$SEQBENCH_KERNEL_DIR`` (default: ``kernels/`` in the user cache), keyed by the
+source, the flags, the compiler and the CPU, under a file lock so that concurrent cells build it
+once; it is called through ctypes on the tensors' memory. Same numbers as the PyTorch
 path within float rounding, whatever the thread count; cell hashes do not depend on it.
 
 ``SEQBENCH_CPU_SCAN`` chooses: ``auto`` (default: the compiled loops where they build, else the
@@ -35,6 +35,7 @@ from seqbench.errors import ConfigError
 
 SOURCE = Path(__file__).with_name("scan_cpu.cpp")
 ENV = "SEQBENCH_CPU_SCAN"
+KERNEL_DIR_ENV = "SEQBENCH_KERNEL_DIR"
 MODES = ("auto", "torch", "compiled")
 FLAGS = ["-std=c++17", "-O3", "-march=native", "-fopenmp-simd", "-shared", "-fPIC", "-pthread"]
 _I64, _I32, _PTR = ctypes.c_int64, ctypes.c_int32, ctypes.c_void_p
@@ -134,8 +135,6 @@ def _compiler() -> list[str]:
 
 def _library_path(source: bytes) -> Path:
     """Where the build for this source, compiler, flags and CPU lives in the seqbench cache."""
-    from seqbench.data.cache import cache_root
-
     version = subprocess.run(
         [*_compiler(), "--version"], capture_output=True, text=True, check=True, timeout=60
     ).stdout
@@ -143,7 +142,18 @@ def _library_path(source: bytes) -> Path:
     for part in (source, " ".join(FLAGS).encode(), version.encode(), _cpu_flags().encode()):
         key.update(part)
         key.update(b"\0")
-    return cache_root() / "kernels" / f"scan_cpu-{key.hexdigest()[:16]}.so"
+    return kernel_dir() / f"scan_cpu-{key.hexdigest()[:16]}.so"
+
+
+def kernel_dir() -> Path:
+    """``$SEQBENCH_KERNEL_DIR``, else ``kernels/`` in the user cache (e.g. ~/.cache/seqbench):
+    one build per machine, apart from the datasets' ``$SEQBENCH_CACHE_DIR``."""
+    env = os.environ.get(KERNEL_DIR_ENV)
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("seqbench")) / "kernels"
 
 
 def _cpu_flags() -> str:
@@ -214,6 +224,21 @@ def describe() -> str:
         return f"torch ({ENV}=torch)"
     built = _build()
     return f"torch ({built})" if isinstance(built, str) else "compiled"
+
+
+def status() -> str | None:
+    """What this process's float32 CPU scans ran on, without building anything: 'compiled',
+    'torch (<why>)', or None where none has asked yet (no Mamba model, or not on the CPU).
+    Recorded as ``environment.kernels["cpu-scan"]`` in every result."""
+    try:
+        chosen = mode()
+    except ConfigError as exc:
+        return str(exc)
+    if chosen == "torch":
+        return f"torch ({ENV}=torch)"
+    if not _build.cache_info().currsize:
+        return None
+    return describe()
 
 
 @functools.cache
