@@ -223,6 +223,8 @@ def main() -> None:
     if not args.skip_timing:
         record["timing"] = timing(args)
         print(json.dumps(record["timing"]["ratio_to_sasrec"], indent=2), flush=True)
+        # what the timed scans ran on (the fused CPU loops, or why not), known after they ran
+        record["environment"] = environment.describe(torch.device("cpu"))
     record["memory"] = memory(args, REPO)
     if args.old_src is not None:
         record["memory_old_src"] = {"src": str(args.old_src), "runs": memory(args, args.old_src)}
