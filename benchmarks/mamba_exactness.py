@@ -1,5 +1,6 @@
-"""Does the readout path give the old path's numbers? ml-100k at full size, the same seed and
-weights through an older seqbench (every slot, the step-by-step scan) and through this one.
+"""Does this seqbench give an older one's numbers? ml-100k at full size, the same seed and
+weights through an older seqbench (e.g. every slot and the step-by-step scan, before the readout;
+or the pure-PyTorch scans, before the compiled CPU loops) and through this one.
 
     git archive bfbb8ec | tar -x -C /tmp/seqbench-old     # the code before the readout
     python benchmarks/mamba_exactness.py --data ../shared/data/ml-100k-recbole \
@@ -74,8 +75,15 @@ def one(data: Path, name: str, ranks_out: Path) -> dict[str, Any]:
     assert outcome.test is not None
     np.savez(ranks_out, higher=outcome.test.higher, tied=outcome.test.tied)
     torch.save(model.state_dict(), ranks_out.with_suffix(".pt"))
+    try:  # what the scans ran on (code before the compiled CPU scan has no such module)
+        from seqbench.models.layers import scan_cpu
+
+        cpu_scan = scan_cpu.status()
+    except ImportError:
+        cpu_scan = None
     return {
         "model": name,
+        "cpu_scan": cpu_scan,
         "first_batch_loss": first,
         "epoch_seconds": outcome.curve[0]["seconds"],
         "epoch_loss": outcome.curve[0]["loss"],
@@ -118,6 +126,7 @@ def main() -> None:
     parser.add_argument("--old-src", type=Path, required=False)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--models", default="mamba4rec,echomamba4rec")
+    parser.add_argument("--old-label", default="an older seqbench", help="what --old-src is")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--ranks", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--weights", type=Path, help=argparse.SUPPRESS)
@@ -162,8 +171,9 @@ def main() -> None:
             comparisons.append(result)
             print(json.dumps({k: v for k, v in result.items() if k not in ("old", "new")}))
     record = {
-        "benchmark": "readout path vs the old path on ml-100k: first-batch loss, test ranks "
+        "benchmark": "this seqbench vs an older one on ml-100k: first-batch loss, test ranks "
         "after one epoch (same seed and weights)",
+        "old": {"src": str(args.old_src), "label": args.old_label},
         "command": " ".join(sys.argv),
         "environment": environment.describe(torch.device("cpu")),
         "limits": {"first_batch_loss_abs_diff": LOSS_LIMIT, "same_rank_fraction": SAME_RANK_LIMIT},

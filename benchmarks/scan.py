@@ -1,7 +1,9 @@
 """The selective scan alone: seqbench's scans — every slot (``seqbench``), one readout slot per
-row (``readout``, the last row's slot chosen at random, half the rows full length) and the
-step-by-step reference (``reference``) — against a naive per-step loop differentiated by
-autograd, and against the mamba_ssm kernel when a CUDA GPU with it is present.
+row (``readout``, the last row's slot chosen at random, half the rows full length), both on the
+CPU through the fused loops where they build and again on the pure-PyTorch path
+(``seqbench-torch``, ``readout-torch``: SEQBENCH_CPU_SCAN=torch), and the step-by-step reference
+(``reference``) — against a naive per-step loop differentiated by autograd, and against the
+mamba_ssm kernel when a CUDA GPU with it is present.
 
     python benchmarks/scan.py --out benchmarks/results/scan_cpu.json [--device cuda]
 
@@ -66,6 +68,13 @@ def measure(impl: str, batch: int, length: int, device: str, repeats: int) -> di
     def at_last(y: torch.Tensor) -> torch.Tensor:  # the readout's slots of a full output
         return y[torch.arange(y.shape[0], device=dev), last[: y.shape[0]]]
 
+    import os
+
+    from seqbench.models.layers import scan_cpu
+
+    if impl.endswith("-torch"):
+        os.environ[scan_cpu.ENV] = "torch"
+        impl = impl.removesuffix("-torch")
     if impl == "seqbench":
         fn = selective_scan
     elif impl == "readout":
@@ -105,7 +114,8 @@ def measure(impl: str, batch: int, length: int, device: str, repeats: int) -> di
             times.append(time.perf_counter() - start)
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
-        "impl": impl, "batch": batch, "L": length, "d_inner": 128, "d_state": 32,
+        "impl": impl + ("-torch" if os.environ.get(scan_cpu.ENV) == "torch" else ""),
+        "cpu_scan": scan_cpu.status(), "batch": batch, "L": length, "d_inner": 128, "d_state": 32,
         "device": device, "seconds_fwd_bwd_median": statistics.median(times),
         "seconds_all": times, "peak_rss_above_inputs_mib": peak_rss - base_rss,
     }  # fmt: skip
@@ -151,7 +161,7 @@ def main() -> None:
 
     from seqbench import environment
 
-    impls = ["seqbench", "readout", "reference", "naive"]
+    impls = ["seqbench", "seqbench-torch", "readout", "readout-torch", "reference", "naive"]
     impls += ["mamba_ssm"] if args.device.startswith("cuda") else []
     runs = []
     for length in map(int, args.lengths.split(",")):

@@ -49,8 +49,10 @@ def test_a_study_is_exactly_n_validation_only_trials_and_tuned_cells_match_best_
         assert not (path.parent / "ranks.npz").exists()
     pruned = by_trial[1]
     assert pruned["status"] == "pruned" and pruned["stopped"]["requested_by"] == "pruner"
-    assert pruned["stopped"]["epoch"] == pruned["curve"][-1]["epoch"] == 1
-    assert pruned["epochs_run"] == 2 < 4
+    # the verdict on epoch 1 reaches the worker asynchronously (honoured at its next batch or
+    # epoch boundary): on a loaded machine epoch 2 may finish first; pruned before the 4th
+    assert pruned["stopped"]["epoch"] == pruned["curve"][-1]["epoch"] >= 1
+    assert pruned["epochs_run"] == pruned["stopped"]["epoch"] + 1 < 4
     complete = by_trial[0]
     assert complete["status"] == "ok"
     assert trials[0].value == complete["tune"]["value"] == complete["metrics"]["valid"]["ndcg@10"]

@@ -35,6 +35,11 @@ Gradients (g = ∂L/∂y, a_t = exp(Δ_t A)):
   ∂A = Σ_{b,s} (τ_s w_s) ⊙ E_s β_s; τ's gradient reaches each Δ_r through the suffix sums
   (Δ_r receives the τ gradients of every slot before r).
 
+On the CPU, float32 scans run the same arithmetic as fused C++ loops instead
+(:mod:`seqbench.models.layers.scan_cpu`; ``SEQBENCH_CPU_SCAN``): each decay computed once and used
+in registers, one batch row at a time, forward and backward; Δ (after bias and softplus) is then
+kept for the backward pass instead of recomputed. Same numbers within float rounding.
+
 :mod:`seqbench.models.layers.scan_reference` keeps the step-by-step scan these are tested against.
 """
 
