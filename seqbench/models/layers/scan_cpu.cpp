@@ -4,12 +4,13 @@
 // passes over it several times (exp, products, sums): on a CPU that is memory traffic, not
 // arithmetic. These loops compute each decay once, in registers, and use it for every product
 // that needs it; the work of a slot (or of a row, for the every-slot scan) stays in the L1/L2
-// caches. Same arithmetic as the PyTorch path, in float32, within float rounding (the decay is a
-// degree-7 polynomial of 2^f, f in [-1/2, 1/2], times 2^round(x): relative error ~5e-9, below
-// float32 rounding). The exponent is clamped to [MIN_LOG2, 127] as the PyTorch path clamps it
-// below. Work is split over rows on torch's intra-op thread count; the gradient of A is summed
-// per fixed block of rows and the blocks are added in order, so every result is the same
-// whatever the number of threads.
+// caches. Same arithmetic as the PyTorch path, in float32, within float rounding: a decay 2^x is
+// 2^f by a degree-7 polynomial (f = x - round(x) in [-1/2, 1/2]; relative error ~5e-9, below
+// float32 rounding) times 2^round(x), with x clamped to [-100, 127] (the PyTorch readout's floor,
+// MIN_LOG2_WEIGHT: a weight below 2^-100 changes no float32 sum; 127 is never reached, A < 0).
+// Work is split over rows on torch's intra-op thread count; the gradient of A is summed per fixed
+// block of rows and the blocks are added in order, so every result is the same whatever the
+// number of threads.
 
 #include <algorithm>
 #include <cstdint>

@@ -313,7 +313,6 @@ class _ReadoutSlot(torch.autograd.Function):
         softplus: bool,
     ) -> Tensor:
         a2 = (A * LOG2_E).T.contiguous()
-        y = u.new_empty(u.shape[0], u.shape[2])
         ctx.softplus = softplus  # type: ignore[attr-defined]
         fused = scan_cpu.usable(u)
         ctx.fused = fused  # type: ignore[attr-defined]
@@ -323,6 +322,7 @@ class _ReadoutSlot(torch.autograd.Function):
             ctx.save_for_backward(u, dt, A, B, C_last, D, last)
             return fused.readout_forward(u, dt, B, C_last, last, a2, D)
         ctx.save_for_backward(u, delta, A, B, C_last, D, bias, last)
+        y = u.new_empty(u.shape[0], u.shape[2])
         work = _SlotWork(u, A.shape[1], 1)
         for c in _row_chunks(u):
             _, upto, _, v, tau, beta, u_last = _readout_inputs(
