@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from seqbench import atomic
 from seqbench.errors import ConfigError
 
 SOURCE = Path(__file__).with_name("scan_cpu.cpp")
@@ -134,7 +135,7 @@ def _compiler() -> list[str]:
 
 
 def _library_path(source: bytes) -> Path:
-    """Where the build for this source, compiler, flags and CPU lives in the seqbench cache."""
+    """Where the build for this source, compiler, flags and CPU lives in :func:`kernel_dir`."""
     version = subprocess.run(
         [*_compiler(), "--version"], capture_output=True, text=True, check=True, timeout=60
     ).stdout
@@ -177,7 +178,7 @@ def _build() -> CompiledScan | str:
         library.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(library) + ".lock"):
             if not library.exists():
-                partial = library.with_name(f"{library.name}.{os.getpid()}.tmp")
+                partial = atomic.temporary_path(library)
                 done = subprocess.run(
                     [*_compiler(), *FLAGS, str(SOURCE), "-o", str(partial)],
                     capture_output=True, text=True, check=False, timeout=600,
