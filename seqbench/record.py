@@ -141,6 +141,11 @@ class Timing(Section):
     total_seconds: float | None = None
     inference_seconds: float | None = None
     users_per_second: float | None = None
+    resumed_from_epoch: int | None = Field(
+        None,
+        description="the epoch whose checkpoint this try resumed from (seqbench.checkpoint); "
+        "total_seconds then covers this try only",
+    )
 
 
 class Memory(Section):

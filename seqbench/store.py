@@ -11,7 +11,10 @@ root:
 - publishing checks the lease is still ours (the fence) and never replaces a finished result,
   so exactly one result is published per cell hash;
 - every try is noted under ``.attempts/<hash>/`` while it runs and listed in the published
-  record's ``attempts``.
+  record's ``attempts``;
+- a cell in training keeps its epoch checkpoint under ``.checkpoints/``
+  (:mod:`seqbench.checkpoint`), so that the try after an interrupted one resumes; publishing the
+  cell removes it.
 """
 
 from __future__ import annotations
@@ -30,12 +33,12 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from seqbench import atomic, lease, record
+from seqbench import atomic, checkpoint, lease, record
 from seqbench.errors import SeqbenchError
 
 # Names defined once, in seqbench.record; re-exported for the store's users.
 RESULT, RANKS, LOG, WEIGHTS = record.RESULT, record.RANKS, record.LOG, record.WEIGHTS
-HIDDEN = (".tmp", ".locks", ".leases", ".attempts")
+HIDDEN = (".tmp", ".locks", ".leases", ".attempts", checkpoint.FOLDER)
 
 
 class CellBusy(Exception):
@@ -221,6 +224,10 @@ class SuiteStore:
                 raise PublishRefused(
                     f"{final} already holds a {existing.get('status')!r} result; not replaced"
                 )
+        except PublishRefused:
+            self.discard(scratch)
+            checkpoint.path_for(self.dir, claim.hash).unlink(missing_ok=True)
+            raise
         except BaseException:
             self.discard(scratch)
             raise
@@ -238,6 +245,7 @@ class SuiteStore:
         if retired is not None:
             shutil.rmtree(retired, ignore_errors=True)
         shutil.rmtree(self._attempts / claim.hash, ignore_errors=True)
+        checkpoint.path_for(self.dir, claim.hash).unlink(missing_ok=True)  # the cell has a record
         claim.attempt = None
         return final
 

@@ -22,6 +22,7 @@ learned gate scalars) has it recorded in that epoch's curve record (and event) u
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -32,10 +33,13 @@ import torch
 
 from seqbench import cells, metrics, precision
 from seqbench.batches import DeviceSplit
+from seqbench.checkpoint import EpochCheckpoint, restore_rng, rng_state
 from seqbench.data.dataset import SequentialDataset
 from seqbench.errors import SeqbenchError
 from seqbench.evaluate import RankCounts, rank_split
 from seqbench.models.base import SequentialRecommender
+
+log = logging.getLogger("seqbench.train")
 
 #: Receives progress events: {"event": "epoch_start" | "batch" | "epoch", ...}.
 EventFn = Callable[[dict[str, Any]], None]
@@ -71,6 +75,7 @@ class Outcome:
     inference_seconds: float = 0.0
     train_peak: dict[str, float] = field(default_factory=dict)
     eval_peak: dict[str, float] = field(default_factory=dict)
+    resumed_from_epoch: int | None = None  # the checkpoint's epoch this try trained on from
 
 
 def fit_and_evaluate(
@@ -84,6 +89,7 @@ def fit_and_evaluate(
     memory_probe: Callable[[], dict[str, float]] | None = None,
     outcome: Outcome | None = None,
     test: bool = True,
+    checkpoint: EpochCheckpoint | None = None,
 ) -> Outcome:
     """Train ``model`` on ``dataset`` (early stopping on valid), then rank valid and test,
     in the arithmetic of ``[train] precision`` (:mod:`seqbench.precision`). ``test=False``
@@ -91,11 +97,22 @@ def fit_and_evaluate(
 
     ``outcome`` (default: a new one) is filled in as training goes, so that a caller whose
     ``on_event`` ends the cell early (a stop request raises out of it) keeps the curve so far.
+    ``checkpoint``: resume from it if it holds a trusted state, and save to it after every epoch
+    that does not end training (:mod:`seqbench.checkpoint`).
     """
     outcome = outcome if outcome is not None else Outcome()
     with precision.numerics(settings.train.precision, device):
         return _fit_and_evaluate(
-            model, dataset, settings, seed, device, on_event, memory_probe, outcome, test
+            model,
+            dataset,
+            settings,
+            seed,
+            device,
+            on_event,
+            memory_probe,
+            outcome,
+            test,
+            checkpoint,
         )
 
 
@@ -109,13 +126,14 @@ def _fit_and_evaluate(
     memory_probe: Callable[[], dict[str, float]] | None,
     outcome: Outcome,
     test: bool = True,
+    checkpoint: EpochCheckpoint | None = None,
 ) -> Outcome:
     emit = on_event or (lambda event: None)
     probe = memory_probe or (lambda: {})
     max_len = dataset.protocol.max_len
     valid = DeviceSplit(dataset, "valid", max_len, device)
     if model.trainable:
-        _fit(model, dataset, valid, settings, seed, device, emit, outcome)
+        _fit(model, dataset, valid, settings, seed, device, emit, outcome, checkpoint)
     else:
         start = time.perf_counter()
         model.fit_statistics(dataset)
@@ -145,6 +163,7 @@ def _fit(
     device: torch.device,
     emit: EventFn,
     outcome: Outcome,
+    checkpoint: EpochCheckpoint | None = None,
 ) -> None:
     all_positions = settings.train.objective == "all_positions"
     if all_positions and not model.allows_all_positions:
@@ -171,7 +190,21 @@ def _fit(
     best_state: dict[str, torch.Tensor] | None = None
     misses = 0
     n_batches = train.n_batches(settings.train.batch_size)
-    for epoch in range(settings.train.epochs):
+    first_epoch = 0
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None and checkpoint is not None:  # resume after the saved epoch
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        best_state, best_score, misses = saved["best_state"], saved["best_score"], saved["misses"]
+        shuffle.set_state(saved["shuffle"])
+        restore_rng(saved["rng"], device)
+        outcome.curve = list(saved["curve"])
+        outcome.best_epoch, outcome.train_seconds = saved["best_epoch"], saved["train_seconds"]
+        outcome.resumed_from_epoch, outcome.epochs_run = saved["epoch"], saved["epoch"] + 1
+        first_epoch = saved["epoch"] + 1
+        checkpoint.restore_log(saved)
+        log.info("resumed from the checkpoint of epoch %d (%s)", saved["epoch"], checkpoint.path)
+    for epoch in range(first_epoch, settings.train.epochs):
         emit({"event": "epoch_start", "epoch": epoch, "batches": n_batches})
         model.train()
         _synchronize(device)
@@ -220,6 +253,23 @@ def _fit(
             with torch.no_grad():  # plain floats (JSON), whatever the method returns
                 record["diagnostics"] = {str(k): float(v) for k, v in diagnostics().items()}
         outcome.curve.append(record)
+        ends = misses > settings.train.stopping_step or epoch + 1 == settings.train.epochs
+        if checkpoint is not None and not ends:  # before the event, which may end the cell
+            checkpoint.save(
+                {
+                    "epoch": epoch,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "best_state": best_state,
+                    "best_score": best_score,
+                    "misses": misses,
+                    "shuffle": shuffle.get_state(),
+                    "rng": rng_state(device),
+                    "curve": outcome.curve,
+                    "best_epoch": outcome.best_epoch,
+                    "train_seconds": outcome.train_seconds,
+                }
+            )
         emit({"event": "epoch", **record, "best_epoch": outcome.best_epoch, "improved": improved})
         if misses > settings.train.stopping_step:
             outcome.stopped_early = True

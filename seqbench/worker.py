@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from seqbench import atomic, environment, memory, record
+from seqbench import atomic, checkpoint, environment, memory, record
 from seqbench import threads as thread_settings
 from seqbench import throughput as throughput_cells
 from seqbench.cells import Cell
@@ -347,7 +347,9 @@ def _record_stop(
     if outcome.best_epoch is not None and outcome.curve:
         best = next(r for r in outcome.curve if r["epoch"] == outcome.best_epoch)
         data["metrics"] = {"valid": best["valid"]}
-    data.setdefault("timing", {})["train_seconds"] = outcome.train_seconds
+    data.setdefault("timing", {}).update(
+        train_seconds=outcome.train_seconds, resumed_from_epoch=outcome.resumed_from_epoch
+    )
 
 
 def _run(
@@ -425,6 +427,7 @@ def _run(
         memory_probe=lambda: _phase_memory(device, state),
         outcome=outcome,
         test=not validation_only(job),
+        checkpoint=_checkpoint(job, out),
     )
     if outcome.test is not None:  # a tuning trial: no test split, no conditions, no ranks
         from seqbench.robustness.conditions import after_training  # weights, [eval] noise
@@ -434,6 +437,14 @@ def _run(
     summary = _summary(outcome, settings, device, state)
     summary["memory"] = {**data.get("memory", {}), **summary["memory"]}
     data.update(summary)
+
+
+def _checkpoint(job: CellJob, out: Path) -> checkpoint.EpochCheckpoint | None:
+    """The cell's epoch checkpoint in its store (none for a tuning trial)."""
+    if validation_only(job):
+        return None
+    path = checkpoint.path_for(Path(job.results) / job.suite, job.hash)
+    return checkpoint.EpochCheckpoint(path, job.hash, log_path=out / record.LOG)
 
 
 def validation_only(job: CellJob) -> bool:
@@ -519,6 +530,7 @@ def _summary(
             "train_seconds": outcome.train_seconds,
             "inference_seconds": outcome.inference_seconds if outcome.test is not None else None,
             "users_per_second": users_per_second,
+            "resumed_from_epoch": outcome.resumed_from_epoch,
         },
         "memory": {
             **_memory(device, state),

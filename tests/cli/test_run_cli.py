@@ -115,6 +115,51 @@ def test_sigkill_mid_cell_then_rerun_completes_without_duplicates(
     assert not list((root / "tiny" / ".tmp").iterdir())  # the dead writer's scratch is gone
 
 
+BERT = """
+[[models]]
+model = "bert4rec"
+params = { hidden_size = 16, n_layers = 1, n_heads = 1, inner_size = 32 }
+"""
+
+
+@pytest.mark.parametrize("model", ["sasrec", "bert4rec"])
+def test_a_cell_killed_mid_training_resumes_at_its_next_epoch_with_the_same_numbers(
+    tmp_path: Path, model: str
+) -> None:
+    """The runner and worker are SIGKILLed after epoch 1 of 3; the rerun resumes the cell from
+    its epoch-1 checkpoint (dropout and BERT4Rec's masks draw from the restored generators) and
+    publishes what an uninterrupted run publishes, with the whole log; the checkpoint goes."""
+    suite = write_suite(tmp_path, BERT)
+    only = ("--only", f"model={model},seed=1", "--quiet")
+    marker = tmp_path / "fired"
+    killed = seqbench(
+        "run", str(suite), "--results", str(tmp_path / "R"), *only,
+        env={"SEQBENCH_FAULT": f"kill-runner@epoch=1:{marker}"},
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL and not cell_dirs(tmp_path / "R")
+    (saved,) = (tmp_path / "R" / "tiny" / ".checkpoints").glob("*.pt")
+    rerun = seqbench("run", str(suite), "--results", str(tmp_path / "R"), *only)
+    assert rerun.returncode == 0, rerun.stderr + rerun.stdout
+    straight = seqbench("run", str(suite), "--results", str(tmp_path / "S"), *only)
+    assert straight.returncode == 0, straight.stderr + straight.stdout
+
+    (resumed_dir,), (resumed,) = cell_dirs(tmp_path / "R"), results(tmp_path / "R").values()
+    (straight_dir,), (reference,) = cell_dirs(tmp_path / "S"), results(tmp_path / "S").values()
+    assert resumed["timing"]["resumed_from_epoch"] == 1
+    assert "resumed_from_epoch" not in reference["timing"]
+    assert resumed["metrics"] == reference["metrics"]
+    assert [(r["loss"], r["valid"]) for r in resumed["curve"]] == [
+        (r["loss"], r["valid"]) for r in reference["curve"]
+    ]
+    assert resumed["epochs_run"] == reference["epochs_run"] == 3
+    ranks, expected = np.load(resumed_dir / "ranks.npz"), np.load(straight_dir / "ranks.npz")
+    np.testing.assert_array_equal(ranks["test_rank"], expected["test_rank"])
+    log = (resumed_dir / "cell.log").read_text()
+    assert "epoch 0: loss" in log and "epoch 2: loss" in log and "resuming at epoch 2" in log
+    assert [a["outcome"] for a in resumed["attempts"]] == ["lost", "ok"]
+    assert not saved.exists()  # published: the checkpoint is gone
+
+
 def test_a_failing_cell_is_recorded_and_the_others_go_on(tmp_path: Path) -> None:
     suite, root = write_suite(tmp_path, BROKEN), tmp_path / "R"
     env = {"SEQBENCH_PLUGINS": "tests.plugins.broken_models"}
