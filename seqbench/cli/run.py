@@ -153,7 +153,9 @@ def _finished_line(outcome: Any) -> str:
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if v is not None)
         seconds = result.get("timing", {}).get("total_seconds") or 0.0
         epochs = result.get("epochs_run", 0)
-        return f"ok {title}: test {shown} ({epochs} epochs, {seconds:.1f} s)"
+        resumed = result.get("timing", {}).get("resumed_from_epoch")
+        also = f", resumed after epoch {resumed}" if resumed is not None else ""
+        return f"ok {title}: test {shown} ({epochs} epochs, {seconds:.1f} s{also})"
     if status == "failed":
         message = result.get("error", {}).get("message", "unknown error")
         return f"FAILED {title}: {message} (log: {path / 'cell.log' if path else '?'})"

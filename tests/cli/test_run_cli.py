@@ -140,6 +140,7 @@ def test_a_cell_killed_mid_training_resumes_at_its_next_epoch_with_the_same_numb
     (saved,) = (tmp_path / "R" / "tiny" / ".checkpoints").glob("*.pt")
     rerun = seqbench("run", str(suite), "--results", str(tmp_path / "R"), *only)
     assert rerun.returncode == 0, rerun.stderr + rerun.stdout
+    assert "(3 epochs," in rerun.stdout and "resumed after epoch 1)" in rerun.stdout
     straight = seqbench("run", str(suite), "--results", str(tmp_path / "S"), *only)
     assert straight.returncode == 0, straight.stderr + straight.stdout
 
