@@ -1,6 +1,7 @@
 """The published reference results (results/reference-ml100k/, issue 20): the committed store is
 complete as far as it goes, belongs to the shipped suite, and `seqbench report` regenerates the
-committed tables exactly, apart from the lines naming the seqbench version and the results path."""
+committed tables exactly, apart from the lines naming the seqbench version and the results path,
+and draws the committed figures (by name: PNG and PDF bytes vary with matplotlib)."""
 
 from __future__ import annotations
 
@@ -48,7 +49,17 @@ def _stable(text: str) -> list[str]:
 
 def test_the_report_regenerates_the_committed_tables(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "seqbench", "report", str(STORE), "--out", str(tmp_path), "-q"],
+        [
+            sys.executable,
+            "-m",
+            "seqbench",
+            "report",
+            str(STORE),
+            "--out",
+            str(tmp_path),
+            "-q",
+            "--plots",
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -66,6 +77,10 @@ def test_the_report_regenerates_the_committed_tables(tmp_path: Path) -> None:
         for key in VOLATILE_KEYS:
             data.pop(key, None)
     assert got_json == want_json
+    drawn = sorted(p.name for p in (tmp_path / "plots").iterdir())
+    assert sorted(p.name for p in (committed / "plots").iterdir()) == drawn, (
+        "the committed figures are not those the report draws"
+    )
 
 
 README_START, README_END = "<!-- reference-tables:start -->", "<!-- reference-tables:end -->"

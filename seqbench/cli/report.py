@@ -212,14 +212,17 @@ def report(
         from seqbench.report import tuning
 
         written.append(write_atomic(target / "tuning.csv", tuning.to_csv(summaries)))
+    stale: list[Path] = []
     if plots:
-        from seqbench.report.plots import write_plots
+        from seqbench.report.plots import remove_stale, write_plots
 
         figures = write_plots(built, options, target / "plots")
         if summaries:
             from seqbench.report import tuning
 
             figures += tuning.write_plots(summaries, target / "plots")
+        if (target / "plots").is_dir():
+            stale = remove_stale(target / "plots", figures)
         if not figures:
             built.warnings.append("--plots: nothing to plot (no sweep, no max_len series, no "
                                   "comparison with a reference)")  # fmt: skip
@@ -240,6 +243,9 @@ def report(
     if plots and figures:
         out.print(f"wrote {len(figures)} plot files to {escape(str(target / 'plots'))}",
                   highlight=False)  # fmt: skip
+    if stale:
+        out.print(f"removed {len(stale)} plot files of an earlier report that this one does not "
+                  f"draw: {escape(', '.join(p.name for p in stale))}", highlight=False)  # fmt: skip
 
 
 def _tuning_only(

@@ -463,6 +463,28 @@ def _difference_figure(found: Differences, split: str) -> Figure:
     return figure
 
 
+#: How every figure seqbench draws is named (here, in seqbench.report.robustness and .tuning).
+FIGURE_PREFIXES = ("sweep-", "noise-", "scaling-", "differences-", "tune-")
+
+
+def remove_stale(folder: Path, written: list[Path]) -> list[Path]:
+    """Remove the figures an earlier report left in ``folder`` that this one did not draw (a
+    comparison whose reference changed, a variant gone), so that the folder shows this report
+    only; files not named like seqbench's figures are kept. Returns the files removed."""
+    keep = {path.name for path in written}
+    stale = [
+        path
+        for path in sorted(folder.glob("*"))
+        if path.is_file()
+        and path.suffix.lstrip(".") in FORMATS
+        and path.name.startswith(FIGURE_PREFIXES)
+        and path.name not in keep
+    ]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def _save(figure: Figure, stem: Path) -> list[Path]:
     paths = []
     for fmt in FORMATS:

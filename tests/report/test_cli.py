@@ -179,6 +179,21 @@ def test_a_chosen_pair_is_plotted(tmp_path: Path) -> None:
     ]  # fmt: skip
 
 
+def test_figures_an_earlier_report_drew_are_removed_and_other_files_kept(tmp_path: Path) -> None:
+    suite = marks_store(tmp_path / "R")
+    args = ["-q", "-f", "md", "-m", "hr@10", "--strata", "none", "--plots"]
+    assert invoke(str(suite), *args, "--compare", "narm,mamba4rec").exit_code == 0
+    plots = suite / "report" / "plots"
+    (plots / "my-notes.png").write_bytes(b"a user's file")
+    result = invoke(str(suite), *args, "--compare", "sasrec,mamba4rec")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in plots.iterdir()) == [
+        f"differences-hr@10-{d}-sasrec-vs-mamba4rec.{x}" for d in ("beauty", "ml-1m")
+        for x in ("pdf", "png")
+    ] + ["my-notes.png"]  # fmt: skip
+    assert "removed 4 plot files of an earlier report" in flat(result.stdout)
+
+
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
