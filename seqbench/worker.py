@@ -434,6 +434,9 @@ def _run(
 
         conditions = after_training(model, dataset, cell, job.hash, settings, device, out, data)
         _save_ranks(out / record.RANKS, dataset, outcome, cell.eval.ties, conditions)
+    from seqbench.models.layers import scan_cpu  # which scan ran is known only after training
+
+    data["environment"]["kernels"]["cpu-scan"] = scan_cpu.status()
     summary = _summary(outcome, settings, device, state)
     summary["memory"] = {**data.get("memory", {}), **summary["memory"]}
     data.update(summary)

@@ -161,6 +161,26 @@ def test_a_cell_killed_mid_training_resumes_at_its_next_epoch_with_the_same_numb
     assert not saved.exists()  # published: the checkpoint is gone
 
 
+MAMBA = """
+[[models]]
+model = "mamba4rec"
+params = { hidden_size = 16, d_state = 4, expand = 1 }
+"""
+
+
+def test_a_mamba_cell_records_which_cpu_scan_it_ran_on(tmp_path: Path) -> None:
+    """environment.kernels["cpu-scan"] is read after training, once the scan has been chosen
+    (read at the cell's start it was always null)."""
+    suite, root = write_suite(tmp_path, MAMBA), tmp_path / "R"
+    done = seqbench(
+        "run", str(suite), "--results", str(root), "-q", "--only", "model=mamba4rec,seed=1"
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    (record,) = results(root).values()
+    used = record["environment"]["kernels"]["cpu-scan"]
+    assert used == "compiled" or str(used).startswith("torch"), used
+
+
 def test_a_failing_cell_is_recorded_and_the_others_go_on(tmp_path: Path) -> None:
     suite, root = write_suite(tmp_path, BROKEN), tmp_path / "R"
     env = {"SEQBENCH_PLUGINS": "tests.plugins.broken_models"}
