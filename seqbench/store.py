@@ -224,12 +224,10 @@ class SuiteStore:
                 raise PublishRefused(
                     f"{final} already holds a {existing.get('status')!r} result; not replaced"
                 )
-        except PublishRefused:
+        except BaseException as exc:
             self.discard(scratch)
-            checkpoint.path_for(self.dir, claim.hash).unlink(missing_ok=True)
-            raise
-        except BaseException:
-            self.discard(scratch)
+            if isinstance(exc, PublishRefused):  # the cell has a record: no resume is wanted
+                self._remove_checkpoint(claim.hash)
             raise
         if claim.attempt is not None:
             self._finish_attempt(claim.attempt, outcome, message)
@@ -245,9 +243,12 @@ class SuiteStore:
         if retired is not None:
             shutil.rmtree(retired, ignore_errors=True)
         shutil.rmtree(self._attempts / claim.hash, ignore_errors=True)
-        checkpoint.path_for(self.dir, claim.hash).unlink(missing_ok=True)  # the cell has a record
+        self._remove_checkpoint(claim.hash)  # the cell has a record
         claim.attempt = None
         return final
+
+    def _remove_checkpoint(self, cell_hash: str) -> None:
+        checkpoint.path_for(self.dir, cell_hash).unlink(missing_ok=True)
 
     def discard(self, scratch: Path) -> None:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -62,6 +62,7 @@ from seqbench.cells import Cell
 from seqbench.data.load import load_dataset
 from seqbench.executors.base import CellJob
 from seqbench.models.item_text import ItemText
+from seqbench.models.layers import scan_cpu
 from seqbench.models.layers.mamba import set_backend
 from seqbench.models.registry import get_model
 from seqbench.train import Outcome, Settings, fit_and_evaluate, metric_values
@@ -286,6 +287,8 @@ def run_cell(
             channel.current = None
         if not data.get("throughput"):
             data.pop("throughput", None)
+        if "environment" in data:  # which CPU scan ran is known only once a scan has run
+            data["environment"]["kernels"]["cpu-scan"] = scan_cpu.status()
         data.setdefault("timing", {})["total_seconds"] = time.perf_counter() - started
         if "tune" in data:
             valid = (data.get("metrics") or {}).get("valid") or {}
@@ -434,9 +437,6 @@ def _run(
 
         conditions = after_training(model, dataset, cell, job.hash, settings, device, out, data)
         _save_ranks(out / record.RANKS, dataset, outcome, cell.eval.ties, conditions)
-    from seqbench.models.layers import scan_cpu  # which scan ran is known only after training
-
-    data["environment"]["kernels"]["cpu-scan"] = scan_cpu.status()
     summary = _summary(outcome, settings, device, state)
     summary["memory"] = {**data.get("memory", {}), **summary["memory"]}
     data.update(summary)
