@@ -254,6 +254,13 @@ def _fit(
                 record["diagnostics"] = {str(k): float(v) for k, v in diagnostics().items()}
         outcome.curve.append(record)
         ends = misses > settings.train.stopping_step or epoch + 1 == settings.train.epochs
+        log.info(  # before the checkpoint, whose copy of the log must hold this epoch's line
+            "epoch %d: loss %.4f, valid %s (%.1f s)",
+            epoch,
+            mean_loss,
+            ", ".join(f"{k} {v:.4f}" for k, v in scores.items()),
+            seconds,
+        )
         if checkpoint is not None and not ends:  # before the event, which may end the cell
             checkpoint.save(
                 {

@@ -168,14 +168,7 @@ class CellState:
             if now - self.last_batch_event < 0.2 and event["batch"] != event["batches"]:
                 return
             self.last_batch_event = now
-        if event["event"] == "epoch":
-            log.info(
-                "epoch %d: loss %.4f, valid %s (%.1f s)",
-                event["epoch"],
-                event["loss"],
-                ", ".join(f"{k} {v:.4f}" for k, v in event["valid"].items()),
-                event["seconds"],
-            )
+        if event["event"] == "epoch":  # train logged the epoch, before its checkpoint
             _fault(f"epoch={event['epoch']}")
         emit(event)
 
