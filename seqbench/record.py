@@ -144,7 +144,8 @@ class Timing(Section):
     resumed_from_epoch: int | None = Field(
         None,
         description="the epoch whose checkpoint this try resumed from (seqbench.checkpoint); "
-        "total_seconds then covers this try only",
+        "total_seconds then adds the interrupted tries' training and validation seconds up to "
+        "that checkpoint",
     )
 
 

@@ -76,6 +76,9 @@ class Outcome:
     train_peak: dict[str, float] = field(default_factory=dict)
     eval_peak: dict[str, float] = field(default_factory=dict)
     resumed_from_epoch: int | None = None  # the checkpoint's epoch this try trained on from
+    # the interrupted tries' training and validation seconds up to that checkpoint, so that a
+    # resumed cell's total time is what an uninterrupted run would have taken
+    carried_seconds: float = 0.0
 
 
 def fit_and_evaluate(
@@ -201,6 +204,9 @@ def _fit(
         outcome.curve = list(saved["curve"])
         outcome.best_epoch, outcome.train_seconds = saved["best_epoch"], saved["train_seconds"]
         outcome.resumed_from_epoch, outcome.epochs_run = saved["epoch"], saved["epoch"] + 1
+        outcome.carried_seconds = saved["train_seconds"] + sum(
+            float(r.get("eval_seconds") or 0.0) for r in saved["curve"]
+        )
         first_epoch = saved["epoch"] + 1
         checkpoint.restore_log(saved)
         log.info("resumed from the checkpoint of epoch %d (%s)", saved["epoch"], checkpoint.path)

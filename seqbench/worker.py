@@ -282,7 +282,8 @@ def run_cell(
             data.pop("throughput", None)
         if "environment" in data:  # which CPU scan ran is known only once a scan has run
             data["environment"]["kernels"]["cpu-scan"] = scan_cpu.status()
-        data.setdefault("timing", {})["total_seconds"] = time.perf_counter() - started
+        elapsed = time.perf_counter() - started + outcome.carried_seconds  # + earlier tries'
+        data.setdefault("timing", {})["total_seconds"] = elapsed
         if "tune" in data:
             valid = (data.get("metrics") or {}).get("valid") or {}
             data["tune"]["value"] = valid.get(data["tune"].get("metric"))

@@ -72,6 +72,11 @@ def test_a_resumed_run_equals_the_uninterrupted_one(tmp_path: Path, stop_after: 
     assert reference.resumed_from_epoch is None
     assert _numbers(resumed) == _numbers(reference)
     assert len(resumed.curve) == 6 and resumed.train_seconds > 0
+    # the interrupted try's epochs are carried into the total time, the others are this try's
+    earlier = resumed.curve[: stop_after + 1]
+    carried = sum(r["seconds"] + r["eval_seconds"] for r in earlier)
+    assert resumed.carried_seconds == pytest.approx(carried) and carried > 0
+    assert reference.carried_seconds == 0.0
     for name, value in reference_model.state_dict().items():
         assert torch.equal(model.state_dict()[name], value), name
     text = log_path.read_text(encoding="utf-8")
