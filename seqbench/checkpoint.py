@@ -89,16 +89,21 @@ class EpochCheckpoint:
         return state
 
     def restore_log(self, state: dict[str, Any]) -> None:
-        """Append the interrupted try's log (carried by the checkpoint) to this try's, framed, so
-        that the published cell.log tells every epoch."""
+        """Put the interrupted tries' log (carried by the checkpoint) before this try's lines,
+        with a line where this try takes over, so that the published cell.log tells every epoch
+        in order, however many times the cell was resumed.
+
+        The file is rewritten in place: the log handler and stderr hold it open in append mode,
+        so their next lines still land at its end."""
         text = str(state.get("log") or "")
         if self.log_path is None or not text:
             return
-        resumed_at = int(state["epoch"]) + 1
-        with open(self.log_path, "a", encoding="utf-8") as f:
-            f.write("---- the interrupted try's log, restored from its checkpoint ----\n")
-            f.write(text if text.endswith("\n") else text + "\n")
-            f.write(f"---- end of the interrupted try's log; resuming at epoch {resumed_at} ----\n")
+        epoch = int(state["epoch"])
+        marker = f"---- interrupted after epoch {epoch}; resuming at epoch {epoch + 1} ----\n"
+        current = self._log_text()
+        with open(self.log_path, "r+", encoding="utf-8") as f:
+            f.write((text if text.endswith("\n") else text + "\n") + marker + current)
+            f.truncate()
 
     def save(self, state: dict[str, Any]) -> None:
         """Write ``state`` (and the log so far) atomically; a failure is logged once and turns

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -158,7 +159,9 @@ def test_a_cell_killed_mid_training_resumes_at_its_next_epoch_with_the_same_numb
     log = (resumed_dir / "cell.log").read_text()
     for epoch in range(3):  # each epoch's line once, the checkpointed epoch's included
         assert log.count(f"epoch {epoch}: loss") == 1, (epoch, log)
-    assert "resuming at epoch 2" in log
+    assert log.count("interrupted after epoch 1; resuming at epoch 2") == 1
+    stamps = re.findall(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ", log, re.MULTILINE)
+    assert len(stamps) > 6 and stamps == sorted(stamps)  # every try's lines, in order
     assert [a["outcome"] for a in resumed["attempts"]] == ["lost", "ok"]
     assert not saved.exists()  # published: the checkpoint is gone
 

@@ -80,8 +80,9 @@ def test_a_resumed_run_equals_the_uninterrupted_one(tmp_path: Path, stop_after: 
     for name, value in reference_model.state_dict().items():
         assert torch.equal(model.state_dict()[name], value), name
     text = log_path.read_text(encoding="utf-8")
-    assert text.index("second try's line") < text.index("first try's line")
-    assert f"resuming at epoch {stop_after + 1}" in text
+    marker = f"interrupted after epoch {stop_after}; resuming at epoch {stop_after + 1}"
+    # in order: the first try's lines, where the second took over, the second try's lines
+    assert text.index("first try's line") < text.index(marker) < text.index("second try's line")
 
 
 def test_training_without_the_restored_generator_would_differ(tmp_path: Path) -> None:
