@@ -208,6 +208,7 @@ class SuiteStore:
         outcome: str,
         message: str | None = None,
         retry: tuple[str, ...] = (),
+        keep_checkpoint: bool = False,
     ) -> Path:
         """Move a finished cell into place, fenced by the claim's lease.
 
@@ -215,6 +216,9 @@ class SuiteStore:
         for this hash, this one closed with ``outcome``). Raises :class:`lease.LeaseLost` when
         the lease is no longer ours and :class:`PublishRefused` when a finished result (``ok``,
         or an outcome not in ``retry``) is already in place; the scratch is then discarded.
+
+        The cell's epoch checkpoint goes, unless ``keep_checkpoint``: a worker or task that died
+        without saying why (a crash, a lost node) leaves it, so that the rerun resumes.
         """
         final = self.cell_dir(relative)
         try:
@@ -243,7 +247,8 @@ class SuiteStore:
         if retired is not None:
             shutil.rmtree(retired, ignore_errors=True)
         shutil.rmtree(self._attempts / claim.hash, ignore_errors=True)
-        self._remove_checkpoint(claim.hash)  # the cell has a record
+        if not keep_checkpoint:
+            self._remove_checkpoint(claim.hash)  # the cell has a record
         claim.attempt = None
         return final
 

@@ -111,7 +111,13 @@ def run_attempt(
             return outcome
         try:
             final = store.publish(
-                claim, scratch, job.relative_path, outcome_status, message, job.retry
+                claim,
+                scratch,
+                job.relative_path,
+                outcome_status,
+                message,
+                job.retry,
+                keep_checkpoint=outcome_status == "crashed",  # the rerun resumes
             )
         except (lease.LeaseLost, PublishRefused) as exc:
             outcome = CellOutcome(job, "lost", where=place, message=str(exc))
@@ -208,7 +214,9 @@ def record_lost(job: CellJob, message: str, executor: str, where: str = "") -> C
         from seqbench.atomic import write_json
 
         write_json(scratch / record.RESULT, data)
-        final = store.publish(claim, scratch, job.relative_path, "failed", message, job.retry)
+        final = store.publish(
+            claim, scratch, job.relative_path, "failed", message, job.retry, keep_checkpoint=True
+        )  # the task's checkpoint, if any, lets the rerun resume
         published = read_result(final / record.RESULT) or data
         return CellOutcome(job, "failed", published, final, where, message)
     except (lease.LeaseLost, PublishRefused):

@@ -158,11 +158,14 @@ def test_a_worker_crash_costs_only_its_cell(
     assert "killed by SIGKILL" in crashed["error"]["message"]
     assert crashed["attempts"][0]["outcome"] == "crashed"
     assert sum(r["status"] == "ok" for r in results) == 3  # the next cells got a fresh worker
+    (kept,) = (tmp_path / "R").glob("*/.checkpoints/*.pt")  # the crash left its checkpoint
+    assert kept.name.startswith(crashed["cell"]["hash"])
     monkeypatch.delenv("SEQBENCH_FAULT")
     rerun = _run(tmp_path, "R", jobs=1)
     ((_, fixed),) = rerun.ran
     assert fixed["status"] == "ok" and rerun.already_done == 3
     assert [a["outcome"] for a in fixed["attempts"]] == ["crashed", "ok"]
+    assert fixed["timing"]["resumed_from_epoch"] == 1 and not kept.exists()
 
 
 def test_a_cell_another_process_holds_is_set_aside_then_waited_for(tmp_path: Path) -> None:
