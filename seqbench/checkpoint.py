@@ -88,6 +88,21 @@ class EpochCheckpoint:
             return None
         return state
 
+    def saved_epoch(self) -> int | None:
+        """The epoch a resume would train on after, or None (no checkpoint, or one that
+        :meth:`load` would discard); reads only, for ``seqbench run --dry-run``."""
+        import torch
+
+        if not self.path.is_file():
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception:  # unreadable: load() would discard it
+            return None
+        if not isinstance(state, dict) or state.get("key") != self.key:
+            return None
+        return int(state["epoch"])
+
     def restore_log(self, state: dict[str, Any]) -> None:
         """Put the interrupted tries' log (carried by the checkpoint) before this try's lines,
         with a line where this try takes over, so that the published cell.log tells every epoch

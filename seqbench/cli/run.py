@@ -273,7 +273,11 @@ def run(
     ] = "auto",
     dry_run: Annotated[
         bool,
-        typer.Option("--dry-run", help="Print the resolved suite and its cells; train nothing."),
+        typer.Option(
+            "--dry-run",
+            help="Print the resolved suite and its cells, with what a run would do with each "
+            "(complete, in training elsewhere, resumes after epoch N, to train); train nothing.",
+        ),
     ] = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No bars; one line per cell.")
@@ -342,13 +346,18 @@ def run(
     )
     if dry_run:
         cells = runner.with_backends(cells, options)
-        hashes = {}
+        from seqbench.store import cell_state
+
+        store_dir = Path(results).expanduser() / suite.name
+        hashes: dict[int, str | None] = {}
+        states = []
         for cell in cells:
             source = source_fingerprint(
                 cell.dataset, cache_dir=cache_dir, mirror=mirror, download=False
             )
-            hashes[id(cell)] = cell.hash(source) if source is not None else None
-        print_plan(suite, cells, hashes)
+            h = hashes[id(cell)] = cell.hash(source) if source is not None else None
+            states.append(cell_state(store_dir, cell.directory(h), h, options.retry) if h else None)
+        print_plan(suite, cells, hashes, states, store_dir)
         return
     runner.with_backends(cells, options)  # a bad --device/--backend fails before dataset work
     _stop_on_sigterm()

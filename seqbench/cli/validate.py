@@ -20,6 +20,7 @@ from seqbench.cli.common import out, reports_errors
 
 if TYPE_CHECKING:
     from seqbench.cells import Cell
+    from seqbench.store import CellState
     from seqbench.suite import Suite
 
 AFTER_DOWNLOAD = "(after download)"
@@ -97,11 +98,18 @@ def plan_json(suite: Suite, cells: list[Cell], hashes: Hashes) -> dict[str, Any]
     }
 
 
-def print_plan(suite: Suite, cells: list[Cell], hashes: Hashes) -> None:
+def print_plan(
+    suite: Suite,
+    cells: list[Cell],
+    hashes: Hashes,
+    states: Sequence[CellState | None] | None = None,
+    store_dir: Path | None = None,
+) -> None:
     """Print the resolved suite (settings, datasets, models) and a table of ``cells``.
 
     ``hashes``: each cell's hash, as a list aligned with ``cells`` or a mapping from
-    ``id(cell)``; None where the dataset still has to be downloaded.
+    ``id(cell)``; None where the dataset still has to be downloaded. ``states`` (``run
+    --dry-run``): what the run would do with each cell in the store at ``store_dir``.
     """
     listed = _hash_list(cells, hashes)
     line = _line
@@ -153,14 +161,20 @@ def print_plan(suite: Suite, cells: list[Cell], hashes: Hashes) -> None:
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     table.add_column("seed", justify="right")
     table.add_column("hash", no_wrap=True)
+    if states is not None:
+        table.add_column("in the store")
     for i, (cell, h) in enumerate(zip(cells, listed, strict=True)):
-        table.add_row(
+        row = [
             str(i),
             escape(cell.dataset.name),
             escape(cell.variant.label),
             str(cell.seed),
             h[:8] if h else DATA_NEEDED if cell.dataset.missing else AFTER_DOWNLOAD,
-        )
+        ]
+        if states is not None:
+            state = states[i]
+            row.append(escape(state.text) if state is not None else "?")
+        table.add_row(*row)
     out.print(table)
     variants = len({c.variant.label for c in cells})
     datasets = len({c.dataset.name for c in cells})
@@ -174,11 +188,36 @@ def print_plan(suite: Suite, cells: list[Cell], hashes: Hashes) -> None:
             f"hash {AFTER_DOWNLOAD}: the dataset is not downloaded yet "
             "(seqbench data prepare NAME fetches it; seqbench run does too)"
         )
+    if states is not None:
+        line(escape(_store_line(states, store_dir)))
     missing = suite.missing_data(cells)
     if missing:
         line(f"hash {DATA_NEEDED}: seqbench run needs these files first:")
         for text in missing:
             line(f"  {escape(text)}")
+
+
+def _store_line(states: Sequence[CellState | None], store_dir: Path | None) -> str:
+    """One line counting what ``seqbench run`` would do, in the words of its summary line."""
+    where = f" ({store_dir})" if store_dir is not None else ""
+    kinds = [s.kind if s is not None else "unknown" for s in states]
+    if kinds and all(k == "complete" for k in kinds):
+        return f"nothing to train{where}: all {len(kinds)} cells are complete"
+    resuming = sum(1 for s in states if s is not None and "resumes after epoch" in s.text)
+    parts = []
+    for kind, words in (
+        ("complete", "complete"),
+        ("held", "in training by another process"),
+        ("to train", "to train"),
+        ("unknown", "unknown until the dataset is prepared"),
+    ):
+        n = kinds.count(kind)
+        if n:
+            resumes = kind == "to train" and resuming
+            parts.append(
+                f"{n} {words}" + (f" ({resuming} resume from a checkpoint)" if resumes else "")
+            )
+    return f"in the store{where}: " + ", ".join(parts)
 
 
 def _hash_list(cells: list[Cell], hashes: Hashes) -> list[str | None]:

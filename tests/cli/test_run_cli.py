@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from seqbench.cells import source_fingerprint
+from seqbench.store import SuiteStore
+from seqbench.suite import load_suite
 from tests.conftest import REPO
 
 TINY = """
@@ -139,6 +143,9 @@ def test_a_cell_killed_mid_training_resumes_at_its_next_epoch_with_the_same_numb
     )  # fmt: skip
     assert killed.returncode == -signal.SIGKILL and not cell_dirs(tmp_path / "R")
     (saved,) = (tmp_path / "R" / "tiny" / ".checkpoints").glob("*.pt")
+    dry = seqbench("run", str(suite), "--results", str(tmp_path / "R"), *only, "--dry-run")
+    assert "resumes after epoch 1" in dry.stdout, dry.stdout + dry.stderr
+    assert "1 to train (1 resume from a checkpoint)" in dry.stdout
     rerun = seqbench("run", str(suite), "--results", str(tmp_path / "R"), *only)
     assert rerun.returncode == 0, rerun.stderr + rerun.stdout
     assert "(3 epochs," in rerun.stdout and "resumed after epoch 1)" in rerun.stdout
@@ -205,16 +212,46 @@ def test_a_failing_cell_is_recorded_and_the_others_go_on(tmp_path: Path) -> None
     assert "4 already complete" in again.stdout and "2 trained, 2 failed" in again.stdout
 
 
-def test_only_and_dry_run(tmp_path: Path) -> None:
-    suite, root = write_suite(tmp_path), tmp_path / "R"
+def _dry_states(suite: Path, root: Path) -> tuple[dict[str, str], str]:
+    """``run --dry-run``: each cell's "in the store" column by ``model seed``, and the count."""
     dry = seqbench("run", str(suite), "--results", str(root), "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert "sasrec" in dry.stdout and "pop" in dry.stdout
-    assert not root.exists() or not cell_dirs(root)
+    rows = re.findall(r"│ (\w+)\s+│\s+(\d)\s+│ \w{8} │ (.+?)\s*$", dry.stdout, re.MULTILINE)
+    (count,) = re.findall(r"^(?:in the store|nothing to train).*$", dry.stdout, re.MULTILINE)
+    return {f"{model} {seed}": state for model, seed, state in rows}, count
+
+
+def test_only_and_dry_run(tmp_path: Path) -> None:
+    """--dry-run trains nothing, writes nothing, and says what a run would do with each cell."""
+    suite, root = write_suite(tmp_path), tmp_path / "R"
+    states, count = _dry_states(suite, root)
+    assert states == dict.fromkeys(["sasrec 1", "sasrec 2", "pop 1", "pop 2"], "to train")
+    assert count == f"in the store ({root / 'tiny'}): 4 to train"
+    assert not root.exists()
 
     only = seqbench("run", str(suite), "--results", str(root), "--quiet", "--only", "model=pop")
     assert only.returncode == 0, only.stderr
     assert [r["cell"]["variant"]["model"] for r in results(root).values()] == ["pop", "pop"]
+    (sasrec_1,) = [
+        c for c in load_suite(suite).cells() if c.variant.model == "sasrec" and c.seed == 1
+    ]
+    held = SuiteStore(root, "tiny").claim(
+        sasrec_1.hash(source_fingerprint(sasrec_1.dataset, download=True))
+    )
+    states, count = _dry_states(suite, root)  # this test process holds sasrec seed 1
+    assert states == {
+        "sasrec 1": f"in training by pid {os.getpid()} on {socket.gethostname()}",
+        "sasrec 2": "to train",
+        "pop 1": "ok",
+        "pop 2": "ok",
+    }
+    assert count.endswith(": 2 complete, 1 in training by another process, 1 to train")
+    SuiteStore(root, "tiny").release(held)
+    assert seqbench("run", str(suite), "--results", str(root), "--quiet").returncode == 0
+    assert (
+        _dry_states(suite, root)[1]
+        == f"nothing to train ({root / 'tiny'}): all 4 cells are complete"
+    )
 
     bad = seqbench("run", str(suite), "--results", str(root), "--only", "modle=pop")
     assert bad.returncode == 1 and "KEY one of dataset, model" in bad.stderr

@@ -107,12 +107,15 @@ def test_an_untrusted_checkpoint_is_discarded_and_training_starts_at_epoch_0(
     path = tmp_path / "abc.pt"
     with pytest.raises(Interrupt):
         _fit(EpochCheckpoint(path, "abc"), stop_after=2)
+    assert EpochCheckpoint(path, "abc").saved_epoch() == 2  # what --dry-run reports
     if damage == "garbage":
         path.write_bytes(b"not a checkpoint")
     else:
         state = torch.load(path, weights_only=True)
         state["key"] = {**state["key"], "cell" if damage == "other-cell" else "torch": "x"}
         torch.save(state, path)
+    assert EpochCheckpoint(path, "abc").saved_epoch() is None  # not resumable: not reported,
+    assert path.exists()  # and only read
     _, reference = _fit(None)
     with caplog.at_level(logging.WARNING, logger="seqbench.checkpoint"):
         _, fresh = _fit(EpochCheckpoint(path, "abc"))
