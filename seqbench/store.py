@@ -355,23 +355,23 @@ def should_run(status: str | None, retry: tuple[str, ...] = ()) -> bool:
 
 
 @dataclass(frozen=True)
-class CellState:
+class StoredCell:
     """What ``seqbench run`` would do with one cell, as ``--dry-run`` tells it."""
 
     kind: str  # "complete", "held" (another live process trains it) or "to train"
     text: str
 
 
-def cell_state(
+def stored_cell(
     suite_dir: Path, relative: PurePosixPath | str, cell_hash: str, retry: tuple[str, ...] = ()
-) -> CellState:
+) -> StoredCell:
     """The state of one cell in the store at ``suite_dir``, read without writing anything (no
     folder created, no lease taken, no checkpoint discarded)."""
     result = read_result(Path(suite_dir) / relative / RESULT)
     recorded = None if result is None else str(result.get("status"))
     if not should_run(recorded, retry):
         kept = "" if recorded == "ok" else f" (kept; --retry {recorded} reruns it)"
-        return CellState("complete", f"{recorded}{kept}")
+        return StoredCell("complete", f"{recorded}{kept}")
     saved = checkpoint.EpochCheckpoint(
         checkpoint.path_for(suite_dir, cell_hash), cell_hash
     ).saved_epoch()
@@ -382,11 +382,11 @@ def cell_state(
     ):
         holder = f"pid {current.get('pid')} on {current.get('host')}" if current else "?"
         progress = f", epoch {saved} saved" if saved is not None else ""
-        return CellState("held", f"in training by {holder}{progress}")
+        return StoredCell("held", f"in training by {holder}{progress}")
     parts = [f"{recorded}: reruns"] if recorded is not None else []
     if saved is not None:
         parts.append(f"resumes after epoch {saved}")
-    return CellState("to train", "; ".join(parts) or "to train")
+    return StoredCell("to train", "; ".join(parts) or "to train")
 
 
 def read_result(path: Path) -> dict[str, Any] | None:

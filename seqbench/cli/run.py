@@ -346,7 +346,7 @@ def run(
     )
     if dry_run:
         cells = runner.with_backends(cells, options)
-        from seqbench.store import cell_state
+        from seqbench.store import stored_cell
 
         store_dir = Path(results).expanduser() / suite.name
         hashes: dict[int, str | None] = {}
@@ -356,7 +356,8 @@ def run(
                 cell.dataset, cache_dir=cache_dir, mirror=mirror, download=False
             )
             h = hashes[id(cell)] = cell.hash(source) if source is not None else None
-            states.append(cell_state(store_dir, cell.directory(h), h, options.retry) if h else None)
+            state = stored_cell(store_dir, cell.directory(h), h, options.retry) if h else None
+            states.append(state)
         print_plan(suite, cells, hashes, states, store_dir)
         return
     runner.with_backends(cells, options)  # a bad --device/--backend fails before dataset work

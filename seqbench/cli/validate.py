@@ -20,7 +20,7 @@ from seqbench.cli.common import out, reports_errors
 
 if TYPE_CHECKING:
     from seqbench.cells import Cell
-    from seqbench.store import CellState
+    from seqbench.store import StoredCell
     from seqbench.suite import Suite
 
 AFTER_DOWNLOAD = "(after download)"
@@ -102,7 +102,7 @@ def print_plan(
     suite: Suite,
     cells: list[Cell],
     hashes: Hashes,
-    states: Sequence[CellState | None] | None = None,
+    states: Sequence[StoredCell | None] | None = None,
     store_dir: Path | None = None,
 ) -> None:
     """Print the resolved suite (settings, datasets, models) and a table of ``cells``.
@@ -197,7 +197,7 @@ def print_plan(
             line(f"  {escape(text)}")
 
 
-def _store_line(states: Sequence[CellState | None], store_dir: Path | None) -> str:
+def _store_line(states: Sequence[StoredCell | None], store_dir: Path | None) -> str:
     """One line counting what ``seqbench run`` would do, in the words of its summary line."""
     where = f" ({store_dir})" if store_dir is not None else ""
     kinds = [s.kind if s is not None else "unknown" for s in states]
