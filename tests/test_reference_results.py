@@ -1,4 +1,5 @@
-"""The published reference results (results/reference-ml100k/, issue 20): the committed store is
+"""The published reference results (results/reference-ml100k/, issue 20, and the Bi-Mamba4Rec
+flip study beside it, results/bimamba4rec-flip-ml100k/): each committed store is
 complete as far as it goes, belongs to the shipped suite, and `seqbench report` regenerates the
 committed tables exactly, apart from the lines naming the seqbench version and the results path,
 and draws the committed figures (by name: PNG and PDF bytes vary with matplotlib)."""
@@ -11,26 +12,40 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from seqbench.data import registry
 from seqbench.suite import load_suite
 from tests.conftest import REPO
 
 STORE = Path("results") / "reference-ml100k"
 SUITE = REPO / "suites" / "reference-ml100k.toml"
+#: (store, its suite, the report options it was committed with)
+PUBLISHED = [
+    (STORE, SUITE, ()),
+    (
+        Path("results") / "bimamba4rec-flip-ml100k",
+        REPO / "suites" / "bimamba4rec-flip-ml100k.toml",
+        ("--reference", "mamba4rec"),
+    ),
+]
 TABLES = ("tables.md", "tables.tex", "tables.csv")
 #: report.json keys that name the version or where the store was read from
 VOLATILE_KEYS = ("seqbench", "source", "notes")
 
 
-def _records() -> list[dict[str, Any]]:
-    paths = sorted((REPO / STORE).glob("*/*/seed-*/result.json"))
+def _records(store: Path) -> list[dict[str, Any]]:
+    paths = sorted((REPO / store).glob("*/*/seed-*/result.json"))
     return [json.loads(p.read_text(encoding="utf-8")) for p in paths]
 
 
-def test_the_committed_cells_are_ok_and_cells_of_the_shipped_suite() -> None:
-    records = _records()
-    assert records, f"{STORE} holds no committed cell"
-    cells = load_suite(SUITE, data_dir=None).cells()
+@pytest.mark.parametrize(("store", "suite", "options"), PUBLISHED, ids=lambda v: str(v))
+def test_the_committed_cells_are_ok_and_cells_of_the_shipped_suite(
+    store: Path, suite: Path, options: tuple[str, ...]
+) -> None:
+    records = _records(store)
+    assert records, f"{store} holds no committed cell"
+    cells = load_suite(suite, data_dir=None).cells()
     remote = registry.DATASETS["ml-100k-recbole"].remote
     assert remote is not None
     pinned = remote.members_sha256["recbole/dataset_example/ml-100k/ml-100k.inter"]
@@ -40,25 +55,30 @@ def test_the_committed_cells_are_ok_and_cells_of_the_shipped_suite() -> None:
         assert record["status"] == "ok", cell_hash
         assert source["sha256"] == pinned  # RecBole's file, as the registry pins it
         assert cell_hash in {c.hash(source) for c in cells}  # no stale cell of an edited suite
-        assert list((REPO / STORE).glob(f"*/*/seed-*-{cell_hash[:8]}/ranks.npz")), cell_hash
+        assert list((REPO / store).glob(f"*/*/seed-*-{cell_hash[:8]}/ranks.npz")), cell_hash
+    assert len(records) == len(cells)  # complete: nothing of the suite is left to train
 
 
-def _stable(text: str) -> list[str]:
-    return [line for line in text.splitlines() if "seqbench" not in line and str(STORE) not in line]
+def _stable(text: str, store: Path) -> list[str]:
+    return [line for line in text.splitlines() if "seqbench" not in line and str(store) not in line]
 
 
-def test_the_report_regenerates_the_committed_tables(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("store", "suite", "options"), PUBLISHED, ids=lambda v: str(v))
+def test_the_report_regenerates_the_committed_tables(
+    tmp_path: Path, store: Path, suite: Path, options: tuple[str, ...]
+) -> None:
     done = subprocess.run(
         [
             sys.executable,
             "-m",
             "seqbench",
             "report",
-            str(STORE),
+            str(store),
             "--out",
             str(tmp_path),
             "-q",
             "--plots",
+            *options,
         ],
         cwd=REPO,
         capture_output=True,
@@ -66,11 +86,11 @@ def test_the_report_regenerates_the_committed_tables(tmp_path: Path) -> None:
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    committed = REPO / STORE / "report"
+    committed = REPO / store / "report"
     for name in TABLES:
         want = (committed / name).read_text(encoding="utf-8")
         got = (tmp_path / name).read_text(encoding="utf-8")
-        assert _stable(got) == _stable(want), f"{committed / name} is not what the report gives"
+        assert _stable(got, store) == _stable(want, store), f"{committed / name} differs"
     want_json = json.loads((committed / "report.json").read_text(encoding="utf-8"))
     got_json = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
     for data in (want_json, got_json):
